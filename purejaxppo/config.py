@@ -1,0 +1,321 @@
+"""Run configuration: static fields (shapes, loop lengths, switches) and traced
+hyperparameters (vmappable scalars).
+
+`Config` is a frozen dataclass registered as a pytree: the traced
+hyperparameters are its leaves, everything else lives in the treedef. Changing a
+static field recompiles; sweeping a traced one does not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import itertools
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+ACTIVATIONS = ("tanh", "relu", "gelu", "silu", "elu", "leaky_relu")
+
+# Traced hyperparameters: pytree leaves, canonicalised to float32 on the host.
+TRACED_FIELDS = (
+    "lr",
+    "gamma",
+    "gae_lambda",
+    "clip_eps",
+    "vf_clip_eps",
+    "vf_coef",
+    "ent_coef",
+    "max_grad_norm",
+    "adam_eps",
+    "log_std_init",
+)
+
+# (rule text, predicate) for each traced field; checked elementwise on host values.
+_TRACED_RULES: dict[str, tuple[str, Any]] = {
+    "lr": ("must be > 0", lambda v: v > 0),
+    "gamma": ("must be in [0, 1]", lambda v: (v >= 0) & (v <= 1)),
+    "gae_lambda": ("must be in [0, 1]", lambda v: (v >= 0) & (v <= 1)),
+    "clip_eps": ("must be > 0", lambda v: v > 0),
+    "vf_clip_eps": ("must be > 0", lambda v: v > 0),
+    "vf_coef": ("must be >= 0", lambda v: v >= 0),
+    "ent_coef": ("must be finite", np.isfinite),
+    "max_grad_norm": ("must be > 0 (inf disables clipping)", lambda v: v > 0),
+    "adam_eps": ("must be > 0", lambda v: v > 0),
+    "log_std_init": ("must be finite", np.isfinite),
+}
+
+_POSITIVE_INT_FIELDS = ("num_envs", "num_steps", "num_minibatches", "update_epochs")
+_BOOL_FIELDS = ("shared_torso", "anneal_lr", "normalize_advantages", "clip_value_loss")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Config:
+    """Everything that defines a PPO run. Defaults are the classic CartPole settings
+    (PureJaxRL / CleanRL): 4 envs x 128 steps, 4 epochs x 4 minibatches, 64-64 tanh."""
+
+    # ---- static: environment -------------------------------------------------------
+    env: Any = "CartPole-v1"
+    """Registered gymnax id (e.g. "CartPole-v1") or a gymnax-API Environment instance."""
+    env_params: Any = None
+    """Environment parameters (gymnax EnvParams); None uses the env's defaults."""
+
+    # ---- static: sizes and loop lengths --------------------------------------------
+    num_envs: int = 4
+    """Parallel environments stepped in lockstep."""
+    num_steps: int = 128
+    """Steps per environment per rollout (the rollout length T)."""
+    num_minibatches: int = 4
+    """Minibatches per epoch; must divide num_envs * num_steps."""
+    update_epochs: int = 4
+    """Passes over each rollout batch, each with a fresh shuffle."""
+    total_timesteps: int = 500_000
+    """Environment steps in the run; rounded down to a whole number of updates."""
+
+    # ---- static: network -----------------------------------------------------------
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    """Hidden layer widths of the actor and of the critic (or of the shared torso)."""
+    activation: str = "tanh"
+    """Hidden activation: one of tanh, relu, gelu, silu, elu, leaky_relu."""
+    shared_torso: bool = False
+    """One torso with a policy head and a value head, instead of two separate MLPs."""
+
+    # ---- static: switches ----------------------------------------------------------
+    anneal_lr: bool = True
+    """Anneal the learning rate linearly to 0 over the run (stepwise per update)."""
+    normalize_advantages: bool = True
+    """Normalise advantages to zero mean, unit std within each minibatch."""
+    clip_value_loss: bool = True
+    """Clip the value prediction to old_value +- vf_clip_eps (PPO2/CleanRL style)."""
+
+    # ---- traced hyperparameters (vmappable) ----------------------------------------
+    lr: float = 2.5e-4
+    """Adam learning rate (initial value when anneal_lr)."""
+    gamma: float = 0.99
+    """Discount factor, in [0, 1]."""
+    gae_lambda: float = 0.95
+    """GAE lambda, in [0, 1]."""
+    clip_eps: float = 0.2
+    """Policy ratio clip range."""
+    vf_clip_eps: float = 0.2
+    """Value clip range (used when clip_value_loss)."""
+    vf_coef: float = 0.5
+    """Value loss coefficient."""
+    ent_coef: float = 0.01
+    """Entropy bonus coefficient."""
+    max_grad_norm: float = 0.5
+    """Global gradient-norm clip (inf disables it)."""
+    adam_eps: float = 1e-5
+    """Adam epsilon."""
+    log_std_init: float = 0.0
+    """Initial log standard deviation of the Gaussian policy (continuous actions)."""
+
+    def __post_init__(self):
+        total = self.total_timesteps
+        if isinstance(total, float) and math.isfinite(total) and total.is_integer():
+            object.__setattr__(self, "total_timesteps", int(total))
+        if isinstance(self.hidden_sizes, list):
+            object.__setattr__(self, "hidden_sizes", tuple(self.hidden_sizes))
+        for name in TRACED_FIELDS:
+            object.__setattr__(self, name, _canonical_traced(name, getattr(self, name)))
+        _validate_static(self)
+
+    # ---- derived sizes ---------------------------------------------------------------
+    @property
+    def batch_size(self) -> int:
+        """Transitions per update: num_envs * num_steps."""
+        return self.num_envs * self.num_steps
+
+    @property
+    def minibatch_size(self) -> int:
+        return self.batch_size // self.num_minibatches
+
+    @property
+    def num_updates(self) -> int:
+        """Updates in the run: total_timesteps // batch_size."""
+        return self.total_timesteps // self.batch_size
+
+    @property
+    def batch_shape(self) -> tuple[int, ...]:
+        """Leading shape of the traced leaves: () for one config, (N,) for a sweep."""
+        return tuple(np.shape(self.lr))
+
+    # ---- construction helpers --------------------------------------------------------
+    def replace(self, **changes) -> Config:
+        """A validated copy with `changes` applied."""
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def sweep(cls, base: Config, **grids: Sequence[float]) -> Config:
+        """The Cartesian grid of traced-hyperparameter values as one batched Config.
+
+        `Config.sweep(c, lr=[1e-3, 3e-4], ent_coef=[0.0, 0.01])` has leading axis 4, in
+        `itertools.product` order (the last name varies fastest); `grid_points(...)`
+        gives the same points as dicts.
+        """
+        points = grid_points(**grids)
+        return cls.stack([base.replace(**p) for p in points])
+
+    @classmethod
+    def stack(cls, configs: Sequence[Config]) -> Config:
+        """Stack configs that share their static fields into one batched Config."""
+        if not configs:
+            raise ValueError("Config.stack: need at least one config, got an empty list")
+        first = configs[0]
+        for i, c in enumerate(configs[1:], start=1):
+            diff = static_differences(first, c)
+            if diff:
+                raise ValueError(
+                    f"Config.stack: config {i} differs from config 0 in static fields "
+                    f"{diff}; only traced hyperparameters ({', '.join(TRACED_FIELDS)}) "
+                    "may vary within one batch"
+                )
+        leaves = [jax.tree.leaves(c) for c in configs]
+        stacked = [np.stack(column) for column in zip(*leaves, strict=True)]
+        return jax.tree.unflatten(jax.tree.structure(first), stacked)
+
+    def unstack(self) -> list[Config]:
+        """The individual configs of a batched Config."""
+        if self.batch_shape == ():
+            return [self]
+        n = self.batch_shape[0]
+        return [jax.tree.map(lambda x, i=i: np.asarray(x)[i], self) for i in range(n)]
+
+
+def grid_points(**grids: Sequence[float]) -> list[dict[str, float]]:
+    """The Cartesian product of `grids` as a list of {field: value} dicts."""
+    for name, values in grids.items():
+        if name not in TRACED_FIELDS:
+            raise ValueError(
+                f"Config.sweep: {name!r} is not a traced hyperparameter; sweepable fields "
+                f"are {', '.join(TRACED_FIELDS)} (static fields change the compiled "
+                "program: build one Config per value instead)"
+            )
+        if isinstance(values, str) or not isinstance(values, Sequence | np.ndarray):
+            raise TypeError(
+                f"Config.sweep: {name}={values!r} must be a list of values to sweep over"
+            )
+        if len(values) == 0:
+            raise ValueError(f"Config.sweep: {name}=[] must list at least one value")
+    names = list(grids)
+    return [
+        dict(zip(names, combo, strict=True))
+        for combo in itertools.product(*(list(grids[n]) for n in names))
+    ]
+
+
+def static_differences(a: Config, b: Config) -> list[str]:
+    """Names of static fields whose values differ between two configs."""
+    return [
+        f.name
+        for f in dataclasses.fields(Config)
+        if f.name not in TRACED_FIELDS and not _same(getattr(a, f.name), getattr(b, f.name))
+    ]
+
+
+def _same(x, y) -> bool:
+    try:
+        return bool(x == y)
+    except Exception:
+        return x is y
+
+
+def _canonical_traced(name: str, value):
+    if isinstance(value, jax.core.Tracer):
+        return value  # built inside a transformation: nothing to check on the host
+    if isinstance(value, list | tuple):
+        raise TypeError(
+            f"Config.{name}={value!r}: a traced hyperparameter takes one number; to try "
+            f"several use Config.sweep(config, {name}={list(value)!r})"
+        )
+    if isinstance(value, bool) or value is None:
+        raise TypeError(f"Config.{name}={value!r}: must be a number")
+    try:
+        arr = np.asarray(value, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise TypeError(f"Config.{name}={value!r}: must be a number") from None
+    rule, ok = _TRACED_RULES[name]
+    bad = ~np.asarray(ok(arr))
+    if np.any(bad) or np.any(np.isnan(arr)):
+        shown = value if arr.ndim == 0 else arr[bad | np.isnan(arr)].tolist()
+        raise ValueError(f"Config.{name}={shown!r}: {rule}")
+    return arr
+
+
+def _validate_static(c: Config) -> None:
+    for name in _POSITIVE_INT_FIELDS:
+        v = getattr(c, name)
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v <= 0:
+            raise ValueError(f"Config.{name}={v!r}: must be a positive integer")
+    t = c.total_timesteps
+    if isinstance(t, bool) or not isinstance(t, int | np.integer) or t <= 0:
+        raise ValueError(
+            f"Config.total_timesteps={t!r}: must be a positive whole number (5e5 is accepted)"
+        )
+    if c.batch_size % c.num_minibatches:
+        raise ValueError(
+            f"Config.num_minibatches={c.num_minibatches}: must divide the batch "
+            f"num_envs*num_steps={c.num_envs}*{c.num_steps}={c.batch_size}"
+        )
+    if t < c.batch_size:
+        raise ValueError(
+            f"Config.total_timesteps={t}: must be at least one batch "
+            f"(num_envs*num_steps={c.batch_size})"
+        )
+    if t > 2**31 - 1:
+        raise ValueError(f"Config.total_timesteps={t}: must be < 2**31 (int32 step counters)")
+    hs = c.hidden_sizes
+    if not isinstance(hs, tuple) or not all(
+        isinstance(h, int | np.integer) and not isinstance(h, bool) and h > 0 for h in hs
+    ):
+        raise ValueError(
+            f"Config.hidden_sizes={hs!r}: must be a tuple of positive integers, e.g. (64, 64)"
+        )
+    if c.activation not in ACTIVATIONS:
+        close = difflib.get_close_matches(str(c.activation), ACTIVATIONS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(
+            f"Config.activation={c.activation!r}: must be one of {', '.join(ACTIVATIONS)}{hint}"
+        )
+    for name in _BOOL_FIELDS:
+        v = getattr(c, name)
+        if not isinstance(v, bool | np.bool_):
+            raise TypeError(f"Config.{name}={v!r}: must be True or False")
+    # Imported here: envs imports config for type hints only, and resolving the env
+    # also checks that its action space is one we support.
+    from purejaxppo.envs import resolve_env
+
+    resolve_env(c.env, c.env_params)
+    try:
+        hash(c.env_params)
+    except TypeError:
+        raise TypeError(
+            f"Config.env_params={c.env_params!r}: must be hashable (it is static); "
+            "use Python numbers rather than arrays in its fields"
+        ) from None
+
+
+def _flatten(c: Config):
+    static = tuple(
+        getattr(c, f.name) for f in dataclasses.fields(Config) if f.name not in TRACED_FIELDS
+    )
+    return tuple(getattr(c, n) for n in TRACED_FIELDS), static
+
+
+_STATIC_NAMES = tuple(f.name for f in dataclasses.fields(Config) if f.name not in TRACED_FIELDS)
+
+
+def _unflatten(static, traced) -> Config:
+    # No validation here: leaves may be tracers or batched arrays inside transforms.
+    c = object.__new__(Config)
+    for name, v in zip(_STATIC_NAMES, static, strict=True):
+        object.__setattr__(c, name, v)
+    for name, v in zip(TRACED_FIELDS, traced, strict=True):
+        object.__setattr__(c, name, v)
+    return c
+
+
+jax.tree_util.register_pytree_node(Config, _flatten, _unflatten)

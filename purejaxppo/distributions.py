@@ -1,0 +1,93 @@
+"""Action distributions: Categorical and diagonal Gaussian.
+
+Each has log_prob / entropy / sample / mode / kl. They are NamedTuples, so they are
+pytrees and can cross jit and vmap boundaries. Batch dimensions lead; the event
+dimension (Gaussian) is last and summed over.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+class Categorical(NamedTuple):
+    """Categorical over the last axis of `logits` ([..., num_actions])."""
+
+    logits: jax.Array
+
+    @property
+    def log_probs(self) -> jax.Array:
+        return jax.nn.log_softmax(self.logits, axis=-1)
+
+    def log_prob(self, action: jax.Array) -> jax.Array:
+        """action: [...] int -> [...] float32."""
+        idx = jnp.expand_dims(action.astype(jnp.int32), -1)
+        return jnp.take_along_axis(self.log_probs, idx, axis=-1)[..., 0]
+
+    def entropy(self) -> jax.Array:
+        logp = self.log_probs
+        return -jnp.sum(jnp.exp(logp) * logp, axis=-1)
+
+    def sample(self, key: jax.Array) -> jax.Array:
+        """One sample per batch element from a single key."""
+        return jax.random.categorical(key, self.logits, axis=-1)
+
+    def mode(self) -> jax.Array:
+        return jnp.argmax(self.logits, axis=-1)
+
+    def kl(self, other: Categorical) -> jax.Array:
+        """KL(self || other)."""
+        logp, logq = self.log_probs, other.log_probs
+        return jnp.sum(jnp.exp(logp) * (logp - logq), axis=-1)
+
+
+class DiagGaussian(NamedTuple):
+    """Diagonal Gaussian; `mean` [..., D], `log_std` broadcastable to it."""
+
+    mean: jax.Array
+    log_std: jax.Array
+
+    def log_prob(self, action: jax.Array) -> jax.Array:
+        """action: [..., D] -> [...]."""
+        z = (action - self.mean) * jnp.exp(-self.log_std)
+        return jnp.sum(-0.5 * z**2 - self.log_std - 0.5 * _LOG_2PI, axis=-1)
+
+    def entropy(self) -> jax.Array:
+        log_std = jnp.broadcast_to(self.log_std, self.mean.shape)
+        return jnp.sum(log_std + 0.5 * (1.0 + _LOG_2PI), axis=-1)
+
+    def sample(self, key: jax.Array) -> jax.Array:
+        noise = jax.random.normal(key, self.mean.shape, self.mean.dtype)
+        return self.mean + jnp.exp(self.log_std) * noise
+
+    def mode(self) -> jax.Array:
+        return self.mean
+
+    def kl(self, other: DiagGaussian) -> jax.Array:
+        """KL(self || other), summed over the event dimension."""
+        var_ratio = jnp.exp(2.0 * (self.log_std - other.log_std))
+        mean_term = ((self.mean - other.mean) * jnp.exp(-other.log_std)) ** 2
+        per_dim = 0.5 * (var_ratio + mean_term - 1.0) - (self.log_std - other.log_std)
+        return jnp.sum(jnp.broadcast_to(per_dim, self.mean.shape), axis=-1)
+
+
+Distribution = Categorical | DiagGaussian
+
+
+def sample_rows(dist: Distribution, keys: jax.Array) -> jax.Array:
+    """One independent draw per leading row, row i from keys[i] (keys: [B]).
+
+    Per-row keys make a row's sample independent of how many rows are drawn
+    together, so results do not depend on batching or sharding of envs.
+    """
+    if isinstance(dist, Categorical):
+        return jax.vmap(lambda k, logits: jax.random.categorical(k, logits))(keys, dist.logits)
+    event_shape = dist.mean.shape[1:]
+    noise = jax.vmap(lambda k: jax.random.normal(k, event_shape, dist.mean.dtype))(keys)
+    return dist.mean + jnp.exp(dist.log_std) * noise

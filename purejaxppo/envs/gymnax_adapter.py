@@ -1,0 +1,127 @@
+"""Vectorised adapter over the gymnax >= 1.0 `Environment` API.
+
+gymnax's `step` auto-resets and reports `terminated`, `truncated` and the
+pre-reset observation (`info["final_observation"]`); this adapter batches it
+over envs, flattens observations and clips continuous actions to their bounds
+at the env boundary only (the learner keeps the unclipped sample).
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+from typing import Any, NamedTuple
+
+import gymnax
+import jax
+import jax.numpy as jnp
+import numpy as np
+from gymnax.environments import spaces
+
+
+class EnvSpec(NamedTuple):
+    """Static facts about an environment that shape the learner."""
+
+    obs_dim: int  # size of the flattened observation
+    discrete: bool
+    action_dim: int  # number of actions (discrete) or action vector size (continuous)
+    action_low: Any  # float32 [action_dim] bounds, None for discrete
+    action_high: Any
+
+
+class StepResult(NamedTuple):
+    """One vectorised step. Leading axis B (envs) on every field."""
+
+    obs: jax.Array  # [B, obs_dim] observation after auto-reset
+    env_state: Any
+    reward: jax.Array  # [B] float32
+    terminated: jax.Array  # [B] bool: a true terminal state (no bootstrap)
+    truncated: jax.Array  # [B] bool: cut by a time limit (bootstrap from final_obs)
+    final_obs: jax.Array  # [B, obs_dim] observation before auto-reset (true next state)
+
+
+@functools.cache
+def _make_registered(name: str):
+    return gymnax.make(name)
+
+
+def resolve_env(env: Any, env_params: Any = None) -> tuple[Any, Any]:
+    """(env instance, params) from a registered gymnax id or an Environment instance.
+
+    Raises ValueError naming close matches for an unknown id, and for action spaces
+    other than Discrete and 1-D Box.
+    """
+    if isinstance(env, str):
+        if env not in gymnax.registered_envs:
+            close = difflib.get_close_matches(env, gymnax.registered_envs, n=3, cutoff=0.5)
+            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+            raise ValueError(
+                f"Config.env={env!r}: not a registered gymnax environment{hint} "
+                "(or pass a gymnax Environment instance)"
+            )
+        instance, default_params = _make_registered(env)
+    else:
+        missing = [m for m in ("reset", "step", "action_space", "default_params") if not hasattr(env, m)]
+        if missing:
+            raise TypeError(
+                f"Config.env={env!r}: must be a gymnax environment id or an object with the "
+                f"gymnax Environment API (missing {', '.join(missing)})"
+            )
+        instance, default_params = env, env.default_params
+    params = default_params if env_params is None else env_params
+    space = instance.action_space(params)
+    if isinstance(space, spaces.Discrete):
+        pass
+    elif isinstance(space, spaces.Box):
+        if len(space.shape) != 1:
+            raise ValueError(
+                f"Config.env={env!r}: Box action spaces must be 1-D, got shape {space.shape}"
+            )
+    else:
+        raise ValueError(
+            f"Config.env={env!r}: action space {space!r} is not supported "
+            "(Discrete or 1-D Box only)"
+        )
+    return instance, params
+
+
+def env_spec(env: Any, params: Any) -> EnvSpec:
+    """Observation size and action space of `env` (no FLOPs: uses eval_shape)."""
+    obs_shape = jax.eval_shape(lambda k: env.reset(k, params)[0], jax.random.key(0)).shape
+    space = env.action_space(params)
+    if isinstance(space, spaces.Discrete):
+        return EnvSpec(int(np.prod(obs_shape)), True, int(space.n), None, None)
+    dim = int(space.shape[0])
+    low = np.broadcast_to(np.asarray(space.low, np.float32), (dim,))
+    high = np.broadcast_to(np.asarray(space.high, np.float32), (dim,))
+    return EnvSpec(int(np.prod(obs_shape)), False, dim, low, high)
+
+
+def _flat(obs: jax.Array, batch: int) -> jax.Array:
+    return obs.reshape(batch, -1).astype(jnp.float32)
+
+
+def reset_envs(env: Any, params: Any, keys: jax.Array) -> tuple[jax.Array, Any]:
+    """Reset B envs. keys: [B] -> (obs [B, obs_dim], env_state)."""
+    obs, state = jax.vmap(env.reset, in_axes=(0, None))(keys, params)
+    return _flat(obs, keys.shape[0]), state
+
+
+def step_envs(
+    env: Any, params: Any, spec: EnvSpec, keys: jax.Array, state: Any, action: jax.Array
+) -> StepResult:
+    """Step B envs with auto-reset. keys: [B]; action: [B] int or [B, action_dim] float."""
+    if not spec.discrete:
+        action = jnp.clip(action, spec.action_low, spec.action_high)
+    obs, state, reward, terminated, truncated, info = jax.vmap(
+        env.step, in_axes=(0, 0, 0, None)
+    )(keys, state, action, params)
+    batch = keys.shape[0]
+    return StepResult(
+        obs=_flat(obs, batch),
+        env_state=state,
+        reward=reward.astype(jnp.float32).reshape(batch),
+        terminated=terminated.astype(bool).reshape(batch),
+        truncated=jnp.logical_and(truncated, jnp.logical_not(terminated)).reshape(batch),
+        final_obs=_flat(info["final_observation"], batch),
+    )

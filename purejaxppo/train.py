@@ -1,0 +1,164 @@
+"""`train(config, key)`: a whole PPO run as one pure function.
+
+    out = jax.jit(train)(config, key)                       # one run
+    jax.vmap(train, in_axes=(None, 0))(config, keys)        # seeds
+    jax.vmap(train)(Config.sweep(config, lr=[...]), keys)   # hyperparameters
+
+`init` and `update` are the same pieces for host loops that run chunks of updates.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from purejaxppo.advantages import compute_gae, explained_variance
+from purejaxppo.config import Config
+from purejaxppo.envs import env_spec, reset_envs, resolve_env
+from purejaxppo.losses import Batch
+from purejaxppo.networks import init_params, make_network
+from purejaxppo.rollout import RolloutCarry, Setup, collect_rollout
+from purejaxppo.types import EpisodeEnds, EpisodeStats, TrainOutput, TrainState
+from purejaxppo.update import LearnerState, learning_rate, make_optimizer, update_epochs
+
+METRIC_NAMES = (
+    "episode_return",
+    "episode_length",
+    "episodes",
+    "policy_loss",
+    "value_loss",
+    "entropy",
+    "approx_kl",
+    "clip_frac",
+    "explained_variance",
+    "learning_rate",
+    "env_steps",
+)
+
+
+def make_setup(config: Config) -> Setup:
+    """Resolve the env and build the network for a config (static, no tracing)."""
+    env, env_params = resolve_env(config.env, config.env_params)
+    spec = env_spec(env, env_params)
+    return Setup(env, env_params, spec, make_network(config, spec))
+
+
+def as_key(key: jax.Array) -> jax.Array:
+    """Accept new-style typed keys and legacy uint32[2] PRNGKeys alike."""
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        return key
+    return jax.random.wrap_key_data(key)
+
+
+def init(config: Config, key: jax.Array) -> TrainState:
+    """Initial parameters, optimizer state and reset envs."""
+    setup = make_setup(config)
+    net_key, env_key, run_key = jax.random.split(as_key(key), 3)
+    params = init_params(setup.network, config, setup.spec, net_key)
+    opt_state = make_optimizer(config).init(params)
+    obs, env_state = reset_envs(
+        setup.env, setup.env_params, jax.random.split(env_key, config.num_envs)
+    )
+    return TrainState(
+        params=params,
+        opt_state=opt_state,
+        env_state=env_state,
+        obs=obs,
+        episode=EpisodeStats(
+            returns=jnp.zeros(config.num_envs, jnp.float32),
+            lengths=jnp.zeros(config.num_envs, jnp.int32),
+        ),
+        key=run_key,
+        update_step=jnp.zeros((), jnp.int32),
+    )
+
+
+def _flatten_time(x: jax.Array) -> jax.Array:
+    return x.reshape((-1, *x.shape[2:]))
+
+
+def _episode_metrics(ends: EpisodeEnds) -> dict[str, jax.Array]:
+    count = ends.done.sum()
+    denom = jnp.maximum(count, 1)
+
+    def mean_at_ends(x):
+        total = jnp.where(ends.done, x, 0).sum().astype(jnp.float32)
+        return jnp.where(count > 0, total / denom, jnp.nan)
+
+    return {
+        "episode_return": mean_at_ends(ends.returns),
+        "episode_length": mean_at_ends(ends.lengths),
+        "episodes": count.astype(jnp.int32),
+    }
+
+
+def update(config: Config, state: TrainState) -> tuple[TrainState, dict[str, jax.Array]]:
+    """One PPO iteration: rollout, GAE, update epochs. Metrics are scalars."""
+    setup = make_setup(config)
+    next_key, rollout_key, shuffle_key = jax.random.split(state.key, 3)
+
+    carry = RolloutCarry(state.env_state, state.obs, state.episode)
+    carry, traj, ends = collect_rollout(
+        setup, state.params, carry, rollout_key, config.num_steps
+    )
+    advantages, returns = compute_gae(
+        traj.reward,
+        traj.value,
+        traj.next_value,
+        traj.terminated,
+        traj.truncated,
+        config.gamma,
+        config.gae_lambda,
+    )
+    batch = Batch(
+        obs=_flatten_time(traj.obs),
+        action=_flatten_time(traj.action),
+        log_prob=_flatten_time(traj.log_prob),
+        value=_flatten_time(traj.value),
+        advantages=_flatten_time(advantages),
+        returns=_flatten_time(returns),
+    )
+    lr = learning_rate(config, state.update_step)
+    learner, loss_metrics = update_epochs(
+        setup.network,
+        make_optimizer(config),
+        config,
+        lr,
+        batch,
+        LearnerState(state.params, state.opt_state),
+        shuffle_key,
+    )
+    update_step = state.update_step + 1
+    metrics = {
+        **_episode_metrics(ends),
+        **loss_metrics,
+        "explained_variance": explained_variance(batch.value, batch.returns),
+        "learning_rate": lr,
+        "env_steps": update_step * config.batch_size,
+    }
+    new_state = TrainState(
+        params=learner.params,
+        opt_state=learner.opt_state,
+        env_state=carry.env_state,
+        obs=carry.obs,
+        episode=carry.episode,
+        key=next_key,
+        update_step=update_step,
+    )
+    return new_state, {name: metrics[name] for name in METRIC_NAMES}
+
+
+def run_updates(
+    config: Config, state: TrainState, num_updates: int
+) -> tuple[TrainState, dict[str, jax.Array]]:
+    """`num_updates` iterations as one scan; metrics have leading axis num_updates."""
+    return jax.lax.scan(lambda s, _: update(config, s), state, None, length=num_updates)
+
+
+def train(config: Config, key: jax.Array) -> TrainOutput:
+    """A whole PPO run. Returns the final state and metrics of shape [num_updates].
+
+    key: a typed key (`jax.random.key`) or a legacy `jax.random.PRNGKey`.
+    """
+    state, metrics = run_updates(config, init(config, key), config.num_updates)
+    return TrainOutput(state, metrics)

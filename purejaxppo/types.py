@@ -1,0 +1,55 @@
+"""State and data containers. Arrays only (no functions, no optimizers), so every
+one of them can be jitted, vmapped, sharded and checkpointed."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+
+
+class EpisodeStats(NamedTuple):
+    """Running return and length of the episode in progress, per env."""
+
+    returns: jax.Array  # [B] float32
+    lengths: jax.Array  # [B] int32
+
+
+class TrainState(NamedTuple):
+    """Everything a PPO run carries from one update to the next."""
+
+    params: Any  # network parameters (flax variable dict)
+    opt_state: Any  # optax state (gradient clipping + Adam moments and count)
+    env_state: Any  # batched env state, leading axis B
+    obs: jax.Array  # [B, obs_dim] current observation of each env
+    episode: EpisodeStats
+    key: jax.Array  # typed PRNG key for the next update
+    update_step: jax.Array  # int32 scalar: updates completed so far
+
+
+class Transition(NamedTuple):
+    """One rollout, time-major: every field has leading shape [T, B]."""
+
+    obs: jax.Array  # [T, B, obs_dim]
+    action: jax.Array  # [T, B] int32 or [T, B, action_dim] float32 (unclipped sample)
+    log_prob: jax.Array  # [T, B] log pi_old(action | obs)
+    value: jax.Array  # [T, B] V(obs)
+    reward: jax.Array  # [T, B]
+    terminated: jax.Array  # [T, B] bool
+    truncated: jax.Array  # [T, B] bool
+    next_value: jax.Array  # [T, B] V(true next obs): the pre-reset obs where an episode ended
+
+
+class EpisodeEnds(NamedTuple):
+    """Per step of a rollout: which envs finished an episode, with its return/length."""
+
+    done: jax.Array  # [T, B] bool
+    returns: jax.Array  # [T, B] float32 (meaningful where done)
+    lengths: jax.Array  # [T, B] int32 (meaningful where done)
+
+
+class TrainOutput(NamedTuple):
+    """What `train` returns: the final state and per-update metrics ([num_updates] each)."""
+
+    state: TrainState
+    metrics: dict[str, jax.Array]
