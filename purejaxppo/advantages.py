@@ -37,9 +37,7 @@ def compute_gae(
         adv = delta_t + decay_t * next_adv
         return adv, adv
 
-    _, advantages = jax.lax.scan(
-        gae_step, jnp.zeros_like(delta[0]), (delta, decay), reverse=True
-    )
+    _, advantages = jax.lax.scan(gae_step, jnp.zeros_like(delta[0]), (delta, decay), reverse=True)
     return advantages, advantages + value
 
 

@@ -121,6 +121,7 @@ class Config:
             object.__setattr__(self, "hidden_sizes", tuple(self.hidden_sizes))
         for name in TRACED_FIELDS:
             object.__setattr__(self, name, _canonical_traced(name, getattr(self, name)))
+        _check_traced_shapes(self)
         _validate_static(self)
 
     # ---- derived sizes ---------------------------------------------------------------
@@ -194,6 +195,8 @@ def grid_points(**grids: Sequence[float]) -> list[dict[str, float]]:
                 f"are {', '.join(TRACED_FIELDS)} (static fields change the compiled "
                 "program: build one Config per value instead)"
             )
+        if hasattr(values, "__array__") and not isinstance(values, np.ndarray):
+            values = grids[name] = np.asarray(values).tolist()
         if isinstance(values, str) or not isinstance(values, Sequence | np.ndarray):
             raise TypeError(
                 f"Config.sweep: {name}={values!r} must be a list of values to sweep over"
@@ -243,6 +246,18 @@ def _canonical_traced(name: str, value):
         shown = value if arr.ndim == 0 else arr[bad | np.isnan(arr)].tolist()
         raise ValueError(f"Config.{name}={shown!r}: {rule}")
     return arr
+
+
+def _check_traced_shapes(c: Config) -> None:
+    """All traced fields share one shape: () for a single config, (N,) for a batch."""
+    shapes = {n: np.shape(getattr(c, n)) for n in TRACED_FIELDS}
+    if len(set(shapes.values())) > 1:
+        name = next(n for n, s in shapes.items() if s != ())
+        raise TypeError(
+            f"Config.{name}={getattr(c, name)!r}: a traced hyperparameter takes one number "
+            f"here (its shape {shapes[name]} does not match the other fields'); build "
+            f"batched configs with Config.sweep(config, {name}=[...]) or Config.stack"
+        )
 
 
 def _validate_static(c: Config) -> None:

@@ -17,6 +17,43 @@ from purejaxppo.config import Config
 from purejaxppo.distributions import Categorical, DiagGaussian, Distribution
 from purejaxppo.envs import EnvSpec
 
+
+def orthogonal(scale: float = 1.0):
+    """Orthogonal initializer (Saxe et al., 2014) that avoids LAPACK.
+
+    Same distribution as `flax.linen.initializers.orthogonal` (Haar-random
+    orthonormal rows or columns, times `scale`), computed by Gram-Schmidt in plain
+    jnp ops. Flax's version calls a batched LAPACK QR when `init` runs under
+    `vmap` (one init per seed), and on jaxlib 0.10 CPU two such QRs in flight at
+    once can deadlock the thread pool.
+    """
+
+    def init(key: jax.Array, shape, dtype=jnp.float32) -> jax.Array:
+        rows, cols = math.prod(shape[:-1]), shape[-1]
+        tall = (max(rows, cols), min(rows, cols))
+        q = _orthonormal_columns(jax.random.normal(key, tall, jnp.float32))
+        if rows < cols:
+            q = q.T
+        return (scale * q).reshape(shape).astype(dtype)
+
+    return init
+
+
+def _orthonormal_columns(a: jax.Array) -> jax.Array:
+    """Q of the thin QR of a tall [m, n] matrix with positive diag(R), by classical
+    Gram-Schmidt applied twice per column ("twice is enough" for float32)."""
+    n = a.shape[1]
+
+    def add_column(j, q):
+        mask = (jnp.arange(n) < j).astype(a.dtype)  # columns already in the basis
+        v = a[:, j]
+        for _ in range(2):
+            v = v - q @ (mask * (q.T @ v))
+        return q.at[:, j].set(v / jnp.linalg.norm(v))
+
+    return jax.lax.fori_loop(0, n, add_column, jnp.zeros_like(a))
+
+
 _ACTIVATIONS = {
     "tanh": jnp.tanh,
     "relu": nn.relu,
@@ -39,7 +76,7 @@ class MLP(nn.Module):
         for width in self.hidden_sizes:
             x = nn.Dense(
                 width,
-                kernel_init=nn.initializers.orthogonal(math.sqrt(2.0)),
+                kernel_init=orthogonal(math.sqrt(2.0)),
                 bias_init=nn.initializers.zeros,
             )(x)
             x = act(x)
@@ -63,12 +100,10 @@ class ActorCritic(nn.Module):
             self.critic_torso = MLP(self.hidden_sizes, self.activation)
         self.policy_head = nn.Dense(
             self.action_dim,
-            kernel_init=nn.initializers.orthogonal(0.01),
+            kernel_init=orthogonal(0.01),
             bias_init=nn.initializers.zeros,
         )
-        self.value_head = nn.Dense(
-            1, kernel_init=nn.initializers.orthogonal(1.0), bias_init=nn.initializers.zeros
-        )
+        self.value_head = nn.Dense(1, kernel_init=orthogonal(1.0), bias_init=nn.initializers.zeros)
         if not self.discrete:
             self.log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
 

@@ -67,7 +67,12 @@ def env_step(
 
 
 def collect_rollout(
-    setup: Setup, params: Any, carry: RolloutCarry, key: jax.Array, num_steps: int
+    setup: Setup,
+    params: Any,
+    carry: RolloutCarry,
+    key: jax.Array,
+    num_steps: int,
+    unroll: int = 1,
 ) -> tuple[RolloutCarry, Transition, EpisodeEnds]:
     """Run num_steps env steps; return the new carry, a Transition [T, B] and the
     episode ends seen on the way.
@@ -80,7 +85,7 @@ def collect_rollout(
     num_envs = carry.obs.shape[0]
     keys = jax.random.split(key, (num_steps, 2, num_envs))
     carry, rec = jax.lax.scan(
-        lambda c, k: env_step(setup, params, c, k), carry, keys
+        lambda c, k: env_step(setup, params, c, k), carry, keys, unroll=unroll
     )
     both = jnp.concatenate([rec.obs, rec.final_obs], axis=0)  # [2T, B, obs_dim]
     values = setup.network.apply(params, both, method="value")

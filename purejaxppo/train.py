@@ -19,7 +19,7 @@ from purejaxppo.losses import Batch
 from purejaxppo.networks import init_params, make_network
 from purejaxppo.rollout import RolloutCarry, Setup, collect_rollout
 from purejaxppo.types import EpisodeEnds, EpisodeStats, TrainOutput, TrainState
-from purejaxppo.update import LearnerState, learning_rate, make_optimizer, update_epochs
+from purejaxppo.update import init_opt_state, learning_rate, update_epochs
 
 METRIC_NAMES = (
     "episode_return",
@@ -55,7 +55,7 @@ def init(config: Config, key: jax.Array) -> TrainState:
     setup = make_setup(config)
     net_key, env_key, run_key = jax.random.split(as_key(key), 3)
     params = init_params(setup.network, config, setup.spec, net_key)
-    opt_state = make_optimizer(config).init(params)
+    opt_state = init_opt_state(config, params)
     obs, env_state = reset_envs(
         setup.env, setup.env_params, jax.random.split(env_key, config.num_envs)
     )
@@ -98,9 +98,7 @@ def update(config: Config, state: TrainState) -> tuple[TrainState, dict[str, jax
     next_key, rollout_key, shuffle_key = jax.random.split(state.key, 3)
 
     carry = RolloutCarry(state.env_state, state.obs, state.episode)
-    carry, traj, ends = collect_rollout(
-        setup, state.params, carry, rollout_key, config.num_steps
-    )
+    carry, traj, ends = collect_rollout(setup, state.params, carry, rollout_key, config.num_steps)
     advantages, returns = compute_gae(
         traj.reward,
         traj.value,
@@ -119,14 +117,8 @@ def update(config: Config, state: TrainState) -> tuple[TrainState, dict[str, jax
         returns=_flatten_time(returns),
     )
     lr = learning_rate(config, state.update_step)
-    learner, loss_metrics = update_epochs(
-        setup.network,
-        make_optimizer(config),
-        config,
-        lr,
-        batch,
-        LearnerState(state.params, state.opt_state),
-        shuffle_key,
+    params, opt_state, loss_metrics = update_epochs(
+        setup.network, config, lr, batch, state.params, state.opt_state, shuffle_key
     )
     update_step = state.update_step + 1
     metrics = {
@@ -137,8 +129,8 @@ def update(config: Config, state: TrainState) -> tuple[TrainState, dict[str, jax
         "env_steps": update_step * config.batch_size,
     }
     new_state = TrainState(
-        params=learner.params,
-        opt_state=learner.opt_state,
+        params=params,
+        opt_state=opt_state,
         env_state=carry.env_state,
         obs=carry.obs,
         episode=carry.episode,

@@ -7,13 +7,21 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
+from jax.flatten_util import ravel_pytree
 
 from purejaxppo.config import Config
 from purejaxppo.losses import Batch, ppo_loss
 
 
 class LearnerState(NamedTuple):
-    params: Any
+    """Parameters as one flat float32 vector plus the optimizer state over it.
+
+    A flat vector makes gradient clipping and Adam a handful of fused kernels
+    instead of a few per parameter leaf; on small networks that per-kernel overhead
+    is a large share of a minibatch step (measured ~12% of it on CartPole-default).
+    """
+
+    flat_params: jax.Array  # [P]
     opt_state: Any
 
 
@@ -21,12 +29,19 @@ def make_optimizer(config: Config) -> optax.GradientTransformation:
     """Global-norm clipping then Adam's moment scaling, built from traced values.
 
     The step size is applied by `minibatch_update` (it is known per update), so the
-    optimizer state holds no schedule and chunked runs see the same arithmetic.
+    optimizer state holds no schedule and chunked runs see the same arithmetic. The
+    optimizer acts on the flat parameter vector (see LearnerState), so initialise it
+    with `init_opt_state`.
     """
     return optax.chain(
         optax.clip_by_global_norm(config.max_grad_norm),
         optax.scale_by_adam(eps=config.adam_eps),
     )
+
+
+def init_opt_state(config: Config, params: Any) -> Any:
+    """Optimizer state for `params` (over their flat vector)."""
+    return make_optimizer(config).init(ravel_pytree(params)[0])
 
 
 def learning_rate(config: Config, update_step: jax.Array) -> jax.Array:
@@ -39,22 +54,24 @@ def learning_rate(config: Config, update_step: jax.Array) -> jax.Array:
 
 def minibatch_update(
     network: Any,
+    unravel: Any,
     optimizer: optax.GradientTransformation,
     config: Config,
     lr: jax.Array,
     learner: LearnerState,
     minibatch: Batch,
 ) -> tuple[LearnerState, dict[str, jax.Array]]:
-    grads, metrics = jax.grad(ppo_loss, has_aux=True)(
-        learner.params, network, config, minibatch
-    )
-    updates, opt_state = optimizer.update(grads, learner.opt_state, learner.params)
-    params = jax.tree.map(lambda p, u: p - lr * u, learner.params, updates)
-    return LearnerState(params, opt_state), metrics
+    def loss_fn(flat_params):
+        return ppo_loss(unravel(flat_params), network, config, minibatch)
+
+    grads, metrics = jax.grad(loss_fn, has_aux=True)(learner.flat_params)
+    updates, opt_state = optimizer.update(grads, learner.opt_state, learner.flat_params)
+    return LearnerState(learner.flat_params - lr * updates, opt_state), metrics
 
 
 def epoch_update(
     network: Any,
+    unravel: Any,
     optimizer: optax.GradientTransformation,
     config: Config,
     lr: jax.Array,
@@ -72,7 +89,7 @@ def epoch_update(
         batch,
     )
     return jax.lax.scan(
-        lambda s, mb: minibatch_update(network, optimizer, config, lr, s, mb),
+        lambda s, mb: minibatch_update(network, unravel, optimizer, config, lr, s, mb),
         learner,
         minibatches,
     )
@@ -80,16 +97,21 @@ def epoch_update(
 
 def update_epochs(
     network: Any,
-    optimizer: optax.GradientTransformation,
     config: Config,
     lr: jax.Array,
     batch: Batch,
-    learner: LearnerState,
+    params: Any,
+    opt_state: Any,
     key: jax.Array,
-) -> tuple[LearnerState, dict[str, jax.Array]]:
-    """update_epochs epochs; metrics are means over all minibatch steps."""
+) -> tuple[Any, Any, dict[str, jax.Array]]:
+    """update_epochs epochs over `batch`; returns (params, opt_state, metrics), the
+    metrics being means over all minibatch steps."""
+    optimizer = make_optimizer(config)
+    flat_params, unravel = ravel_pytree(params)
     keys = jax.random.split(key, config.update_epochs)
     learner, metrics = jax.lax.scan(
-        lambda s, k: epoch_update(network, optimizer, config, lr, batch, s, k), learner, keys
+        lambda s, k: epoch_update(network, unravel, optimizer, config, lr, batch, s, k),
+        LearnerState(flat_params, opt_state),
+        keys,
     )
-    return learner, jax.tree.map(jnp.mean, metrics)
+    return unravel(learner.flat_params), learner.opt_state, jax.tree.map(jnp.mean, metrics)

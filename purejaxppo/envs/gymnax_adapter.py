@@ -61,7 +61,9 @@ def resolve_env(env: Any, env_params: Any = None) -> tuple[Any, Any]:
             )
         instance, default_params = _make_registered(env)
     else:
-        missing = [m for m in ("reset", "step", "action_space", "default_params") if not hasattr(env, m)]
+        missing = [
+            m for m in ("reset", "step", "action_space", "default_params") if not hasattr(env, m)
+        ]
         if missing:
             raise TypeError(
                 f"Config.env={env!r}: must be a gymnax environment id or an object with the "
@@ -113,9 +115,9 @@ def step_envs(
     """Step B envs with auto-reset. keys: [B]; action: [B] int or [B, action_dim] float."""
     if not spec.discrete:
         action = jnp.clip(action, spec.action_low, spec.action_high)
-    obs, state, reward, terminated, truncated, info = jax.vmap(
-        env.step, in_axes=(0, 0, 0, None)
-    )(keys, state, action, params)
+    obs, state, reward, terminated, truncated, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+        keys, state, action, params
+    )
     batch = keys.shape[0]
     return StepResult(
         obs=_flat(obs, batch),
