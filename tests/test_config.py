@@ -1,0 +1,248 @@
+"""Config validation, canonicalisation, sweeps and derived sizes (no training)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from purejaxppo import Config
+from purejaxppo.config import TRACED_FIELDS
+
+
+def raises(exc, *fragments):
+    """pytest.raises(exc) whose message must contain every fragment literally."""
+    return pytest.raises(exc, match="(?s)" + "".join(f"(?=.*{re.escape(f)})" for f in fragments))
+
+
+# ---- static fields ------------------------------------------------------------------
+
+
+def test_minibatches_must_divide_batch():
+    # 4 * 128 = 512 is not divisible by 3
+    with raises(ValueError, "Config.num_minibatches=3", "divide", "512"):
+        Config(num_minibatches=3)
+
+
+def test_total_timesteps_at_least_one_batch():
+    with raises(ValueError, "Config.total_timesteps=100", "at least one batch", "512"):
+        Config(total_timesteps=100)
+
+
+@pytest.mark.parametrize("field", ["num_envs", "num_steps", "num_minibatches", "update_epochs"])
+@pytest.mark.parametrize("value", [0, -1])
+def test_sizes_must_be_positive(field, value):
+    with raises(ValueError, f"Config.{field}={value}", "positive"):
+        Config(**{field: value})
+
+
+@pytest.mark.parametrize("field", ["num_envs", "num_steps", "update_epochs"])
+def test_sizes_must_be_integers(field):
+    with raises(ValueError, f"Config.{field}=2.5"):
+        Config(**{field: 2.5})
+
+
+@pytest.mark.parametrize("hidden", [(64, 0), (-1,), (64.0, 64)])
+def test_hidden_sizes_must_be_positive_ints(hidden):
+    with raises(ValueError, f"Config.hidden_sizes={hidden!r}", "positive integers"):
+        Config(hidden_sizes=hidden)
+
+
+def test_hidden_sizes_list_becomes_tuple():
+    assert Config(hidden_sizes=[32, 32]).hidden_sizes == (32, 32)
+
+
+def test_unknown_env_lists_close_matches():
+    with raises(ValueError, "Config.env='CartPol-v1'", "'CartPole-v1'"):
+        Config(env="CartPol-v1")
+
+
+def test_unknown_env_without_close_match():
+    with raises(ValueError, "Config.env='NoSuchThing'", "not a registered"):
+        Config(env="NoSuchThing")
+
+
+def test_env_object_without_gymnax_api_rejected():
+    with raises(TypeError, "Config.env=", "gymnax"):
+        Config(env=object())
+
+
+def test_unknown_activation():
+    with raises(ValueError, "Config.activation='tanhh'", "'tanh'", "relu"):
+        Config(activation="tanhh")
+
+
+def test_bool_switch_must_be_bool():
+    with raises(TypeError, "Config.anneal_lr='yes'"):
+        Config(anneal_lr="yes")
+
+
+# ---- traced fields ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "rule"),
+    [
+        ("lr", 0.0, "> 0"),
+        ("lr", -1e-3, "> 0"),
+        ("gamma", 1.5, "[0, 1]"),
+        ("gamma", -0.1, "[0, 1]"),
+        ("gae_lambda", 1.01, "[0, 1]"),
+        ("gae_lambda", -0.5, "[0, 1]"),
+        ("clip_eps", 0.0, "> 0"),
+        ("clip_eps", -0.2, "> 0"),
+        ("vf_clip_eps", 0.0, "> 0"),
+        ("max_grad_norm", 0.0, "> 0"),
+        ("adam_eps", 0.0, "> 0"),
+        ("vf_coef", -1.0, ">= 0"),
+        ("ent_coef", float("nan"), "finite"),
+    ],
+)
+def test_traced_rules(field, value, rule):
+    with raises(ValueError, f"Config.{field}={value!r}", rule):
+        Config(**{field: value})
+
+
+@pytest.mark.parametrize(("field", "value"), [("gamma", 0.0), ("gamma", 1.0), ("gae_lambda", 0.0)])
+def test_traced_bounds_are_inclusive(field, value):
+    assert float(getattr(Config(**{field: value}), field)) == value
+
+
+def test_traced_field_given_a_list_points_to_sweep():
+    with raises(TypeError, "Config.lr=[0.001, 0.0003]", "Config.sweep"):
+        Config(lr=[1e-3, 3e-4])
+
+
+def test_traced_field_given_an_array_outside_sweep():
+    with pytest.raises(TypeError, match=re.escape("Config.lr=")) as err:
+        Config(lr=np.array([1e-3, 3e-4]))
+    assert "Config.sweep" in str(err.value)
+
+
+def test_sweep_accepts_jax_arrays():
+    import jax.numpy as jnp
+
+    swept = Config.sweep(Config(), lr=jnp.array([1e-3, 3e-4]))
+    np.testing.assert_allclose(swept.lr, [1e-3, 3e-4])
+
+
+def test_traced_field_given_none_or_string():
+    with raises(TypeError, "Config.gamma=None"):
+        Config(gamma=None)
+    with raises(TypeError, "Config.lr='fast'"):
+        Config(lr="fast")
+
+
+def test_traced_fields_are_float32_arrays():
+    c = Config(lr=1e-3)
+    for name in TRACED_FIELDS:
+        value = getattr(c, name)
+        assert isinstance(value, np.ndarray), name
+        assert value.dtype == np.float32 and value.shape == (), name
+    np.testing.assert_allclose(c.lr, 1e-3)
+
+
+# ---- total_timesteps ----------------------------------------------------------------
+
+
+def test_float_total_timesteps_accepted_as_int():
+    c = Config(total_timesteps=5e5)
+    assert c.total_timesteps == 500_000
+    assert type(c.total_timesteps) is int
+
+
+def test_fractional_total_timesteps_rejected():
+    with raises(ValueError, "Config.total_timesteps=550000.5", "whole number"):
+        Config(total_timesteps=5.5e5 + 0.5)
+
+
+def test_non_positive_total_timesteps_rejected():
+    with raises(ValueError, "Config.total_timesteps=0"):
+        Config(total_timesteps=0)
+
+
+# ---- derived sizes, replace ---------------------------------------------------------
+
+
+def test_derived_sizes_defaults():
+    c = Config()
+    assert c.batch_size == 4 * 128 == 512
+    assert c.minibatch_size == 512 // 4 == 128
+    assert c.num_updates == 500_000 // 512 == 976  # rounded down
+    assert c.batch_shape == ()
+
+
+def test_derived_sizes_custom():
+    c = Config(num_envs=8, num_steps=32, num_minibatches=8, total_timesteps=10_000)
+    assert (c.batch_size, c.minibatch_size, c.num_updates) == (256, 32, 39)  # 10000 // 256
+
+
+def test_replace_validates_and_copies():
+    c = Config()
+    d = c.replace(lr=1e-3, num_envs=8)
+    assert d.num_envs == 8 and float(d.lr) == pytest.approx(1e-3)
+    assert c.num_envs == 4 and float(c.lr) == pytest.approx(2.5e-4)  # original unchanged
+    with raises(ValueError, "Config.gamma=2.0"):
+        c.replace(gamma=2.0)
+    with raises(ValueError, "Config.num_minibatches=3"):
+        c.replace(num_minibatches=3)
+
+
+def test_frozen():
+    with pytest.raises(AttributeError):
+        Config().num_envs = 8
+
+
+# ---- sweep / stack / unstack --------------------------------------------------------
+
+
+def test_sweep_grid_order_and_shape():
+    base = Config(gamma=0.9)
+    s = Config.sweep(base, lr=[1e-3, 3e-4], ent_coef=[0.0, 0.01, 0.1])
+    assert s.batch_shape == (6,)
+    # itertools.product order: the last name varies fastest.
+    np.testing.assert_allclose(s.lr, [1e-3, 1e-3, 1e-3, 3e-4, 3e-4, 3e-4])
+    np.testing.assert_allclose(s.ent_coef, [0.0, 0.01, 0.1, 0.0, 0.01, 0.1])
+    # Every other traced field is broadcast from the base.
+    for name in TRACED_FIELDS:
+        assert np.shape(getattr(s, name)) == (6,), name
+    np.testing.assert_allclose(s.gamma, np.full(6, 0.9))
+    assert s.num_envs == base.num_envs and s.env == base.env
+
+
+def test_sweep_rejects_static_field():
+    with raises(ValueError, "'num_envs'", "not a traced hyperparameter"):
+        Config.sweep(Config(), num_envs=[4, 8])
+
+
+def test_sweep_validates_values():
+    with raises(ValueError, "Config.lr=-1"):
+        Config.sweep(Config(), lr=[1e-3, -1])
+
+
+def test_sweep_needs_a_list():
+    with raises(TypeError, "lr=0.001", "list"):
+        Config.sweep(Config(), lr=1e-3)
+    with raises(ValueError, "lr=[]"):
+        Config.sweep(Config(), lr=[])
+
+
+def test_stack_unstack_round_trip():
+    configs = [Config(lr=1e-3), Config(lr=2e-3, gamma=0.9)]
+    stacked = Config.stack(configs)
+    assert stacked.batch_shape == (2,)
+    back = stacked.unstack()
+    assert len(back) == 2
+    for orig, new in zip(configs, back, strict=True):
+        for name in TRACED_FIELDS:
+            np.testing.assert_array_equal(getattr(orig, name), getattr(new, name))
+        assert new.num_envs == orig.num_envs
+    assert Config().unstack()[0].batch_shape == ()
+
+
+def test_stack_rejects_different_static_fields():
+    with raises(ValueError, "num_envs", "static"):
+        Config.stack([Config(), Config(num_envs=8)])
+    with raises(ValueError, "empty"):
+        Config.stack([])

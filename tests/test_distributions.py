@@ -1,0 +1,158 @@
+"""Categorical and diagonal Gaussian against closed-form numbers."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from purejaxppo import Categorical, DiagGaussian
+from purejaxppo.distributions import sample_rows
+
+HALF_LOG_2PI_E = 0.5 * (1.0 + math.log(2.0 * math.pi))  # 1.4189385
+
+
+@pytest.mark.parametrize("n", [2, 3, 7])
+def test_categorical_uniform_entropy_is_log_n(n):
+    dist = Categorical(jnp.zeros((4, n)))
+    np.testing.assert_allclose(dist.entropy(), np.full(4, math.log(n)), rtol=1e-6)
+
+
+def test_categorical_log_prob_by_hand():
+    # logits log([1, 2, 3]) -> probabilities [1/6, 2/6, 3/6]; shifting logits by a
+    # constant must not matter.
+    logits = jnp.log(jnp.array([[1.0, 2.0, 3.0]])) + 5.0
+    dist = Categorical(jnp.repeat(logits, 3, axis=0))
+    np.testing.assert_allclose(
+        dist.log_prob(jnp.array([0, 1, 2])),
+        [math.log(1 / 6), math.log(2 / 6), math.log(3 / 6)],  # -1.7918, -1.0986, -0.6931
+        rtol=1e-5,
+    )
+    # H = -(1/6 log 1/6 + 1/3 log 1/3 + 1/2 log 1/2) = 0.298627 + 0.366204 + 0.346574
+    np.testing.assert_allclose(dist.entropy(), np.full(3, 1.0114043), rtol=1e-5)
+
+
+def test_categorical_kl_by_hand():
+    # KL([0.5, 0.5] || [0.25, 0.75]) = 0.5 log(0.5/0.25) + 0.5 log(0.5/0.75)
+    #                                = 0.5 * 0.693147 + 0.5 * -0.405465 = 0.143841
+    p = Categorical(jnp.log(jnp.array([0.5, 0.5])))
+    q = Categorical(jnp.log(jnp.array([0.25, 0.75])))
+    np.testing.assert_allclose(p.kl(q), 0.1438410, rtol=1e-5)
+    np.testing.assert_allclose(p.kl(p), 0.0, atol=1e-7)
+    # KL is not symmetric: KL(q || p) = 0.25 log 0.5 + 0.75 log 1.5 = 0.130812
+    np.testing.assert_allclose(q.kl(p), 0.1308120, rtol=1e-5)
+
+
+def test_categorical_mode():
+    dist = Categorical(jnp.array([[0.1, 2.0, -1.0], [3.0, 0.0, 0.0]]))
+    np.testing.assert_array_equal(dist.mode(), [1, 0])
+
+
+def test_categorical_sample_frequencies():
+    probs = np.array([0.2, 0.3, 0.5])
+    n = 20_000
+    dist = Categorical(jnp.broadcast_to(jnp.log(probs), (n, 3)))
+    samples = np.asarray(dist.sample(jax.random.key(0)))
+    freq = np.bincount(samples, minlength=3) / n
+    # Binomial std <= sqrt(0.25 / 20000) = 0.0035; tolerance is ~5 std.
+    np.testing.assert_allclose(freq, probs, atol=0.02)
+
+
+def test_gaussian_log_prob_by_hand():
+    # mean 1, std 2 (log_std = log 2), action 3: z = (3 - 1) / 2 = 1
+    # log p = -z^2/2 - log 2 - log(2 pi)/2 = -0.5 - 0.693147 - 0.918939 = -2.112086
+    dist = DiagGaussian(jnp.array([1.0]), jnp.log(jnp.array([2.0])))
+    np.testing.assert_allclose(dist.log_prob(jnp.array([3.0])), -2.1120857, rtol=1e-6)
+    # Two dimensions sum: the second is a standard normal at 0: -0.918939
+    dist2 = DiagGaussian(jnp.array([1.0, 0.0]), jnp.log(jnp.array([2.0, 1.0])))
+    np.testing.assert_allclose(dist2.log_prob(jnp.array([3.0, 0.0])), -3.0310242, rtol=1e-6)
+
+
+def test_gaussian_entropy_by_hand():
+    # sum(log_std + 0.5 * (1 + log 2 pi)) = (0 + 1.418939) + (0.693147 + 1.418939) = 3.531024
+    log_std = jnp.array([0.0, math.log(2.0)])
+    dist = DiagGaussian(jnp.zeros((5, 2)), log_std)  # log_std broadcast over the batch
+    np.testing.assert_allclose(
+        dist.entropy(), np.full(5, 2 * HALF_LOG_2PI_E + math.log(2.0)), rtol=1e-6
+    )
+    np.testing.assert_allclose(dist.entropy()[0], 3.5310242, rtol=1e-6)
+
+
+def test_gaussian_kl_by_hand():
+    # KL(N(0, 1) || N(1, 2^2)) = log(2/1) + (1 + (0 - 1)^2) / (2 * 4) - 1/2
+    #                          = 0.693147 + 0.25 - 0.5 = 0.443147
+    p = DiagGaussian(jnp.array([0.0]), jnp.array([0.0]))
+    q = DiagGaussian(jnp.array([1.0]), jnp.array([math.log(2.0)]))
+    np.testing.assert_allclose(p.kl(q), 0.4431472, rtol=1e-6)
+    np.testing.assert_allclose(p.kl(p), 0.0, atol=1e-7)
+    # Per-dimension KLs add: [p, p] vs [q, p] = 0.443147 + 0
+    p2 = DiagGaussian(jnp.zeros(2), jnp.zeros(2))
+    q2 = DiagGaussian(jnp.array([1.0, 0.0]), jnp.array([math.log(2.0), 0.0]))
+    np.testing.assert_allclose(p2.kl(q2), 0.4431472, rtol=1e-6)
+
+
+def test_gaussian_mode_is_mean():
+    mean = jnp.array([[0.3, -1.2]])
+    np.testing.assert_array_equal(DiagGaussian(mean, jnp.zeros(2)).mode(), mean)
+
+
+def test_gaussian_sample_statistics():
+    n = 20_000
+    mean, std = np.array([1.0, -2.0]), np.array([0.5, 2.0])
+    dist = DiagGaussian(jnp.broadcast_to(mean, (n, 2)), jnp.log(jnp.asarray(std)))
+    samples = np.asarray(dist.sample(jax.random.key(1)))
+    # Standard error of the mean <= 2 / sqrt(20000) = 0.014; of the std ~0.5%.
+    np.testing.assert_allclose(samples.mean(0), mean, atol=0.05)
+    np.testing.assert_allclose(samples.std(0), std, rtol=0.03)
+
+
+def test_log_prob_matches_entropy_in_expectation():
+    # -E[log p(a)] over samples estimates the entropy.
+    n = 20_000
+    cat = Categorical(jnp.broadcast_to(jnp.array([0.0, 1.0, 2.0]), (n, 3)))
+    a = cat.sample(jax.random.key(2))
+    np.testing.assert_allclose(-cat.log_prob(a).mean(), cat.entropy()[0], rtol=0.03)
+    gauss = DiagGaussian(jnp.zeros((n, 2)), jnp.array([0.3, -0.5]))
+    x = gauss.sample(jax.random.key(3))
+    np.testing.assert_allclose(-gauss.log_prob(x).mean(), gauss.entropy()[0], rtol=0.03)
+
+
+@pytest.mark.parametrize("kind", ["categorical", "gaussian"])
+def test_sample_rows_do_not_depend_on_batching(kind):
+    # Row i is drawn from keys[i] alone, so drawing 3 rows or 8 gives the same first 3.
+    keys = jax.random.split(jax.random.key(4), 8)
+    if kind == "categorical":
+        dist = Categorical(jax.random.normal(jax.random.key(5), (8, 4)))
+        head = Categorical(dist.logits[:3])
+    else:
+        dist = DiagGaussian(jax.random.normal(jax.random.key(5), (8, 2)), jnp.zeros(2))
+        head = DiagGaussian(dist.mean[:3], dist.log_std)
+    full = sample_rows(dist, keys)
+    np.testing.assert_array_equal(sample_rows(head, keys[:3]), full[:3])
+    # Row i drawn alone from keys[i] is row i of the batched draw; reversing the rows
+    # and the keys together reverses the draws.
+    for i in range(8):
+        row = jax.tree.map(lambda x, i=i: x[i : i + 1] if x.ndim == 2 else x, dist)
+        np.testing.assert_array_equal(sample_rows(row, keys[i : i + 1])[0], full[i])
+    flipped = jax.tree.map(lambda x: x[::-1] if x.ndim == 2 else x, dist)
+    np.testing.assert_array_equal(sample_rows(flipped, keys[::-1]), full[::-1])
+    # ...and different keys give different draws.
+    other = sample_rows(dist, jax.random.split(jax.random.key(6), 8))
+    assert not np.array_equal(np.asarray(other), np.asarray(full))
+
+
+def test_sample_rows_statistics():
+    n = 20_000
+    keys = jax.random.split(jax.random.key(7), n)
+    probs = np.array([0.6, 0.4])
+    cat = Categorical(jnp.broadcast_to(jnp.log(probs), (n, 2)))
+    freq = np.bincount(np.asarray(sample_rows(cat, keys)), minlength=2) / n
+    np.testing.assert_allclose(freq, probs, atol=0.02)
+    gauss = DiagGaussian(jnp.full((n, 1), 3.0), jnp.array([math.log(0.5)]))
+    x = np.asarray(sample_rows(gauss, keys))
+    assert x.shape == (n, 1)
+    np.testing.assert_allclose(x.mean(), 3.0, atol=0.02)
+    np.testing.assert_allclose(x.std(), 0.5, rtol=0.03)
