@@ -4,6 +4,7 @@ from purejaxppo.advantages import compute_gae, explained_variance
 from purejaxppo.config import Config
 from purejaxppo.distributions import Categorical, DiagGaussian
 from purejaxppo.networks import ActorCritic
+from purejaxppo.runner import train_chunked as train_chunked
 from purejaxppo.train import METRIC_NAMES, init, run_updates, train, update
 from purejaxppo.types import TrainOutput, TrainState, Transition
 
