@@ -1,0 +1,167 @@
+"""Throughput of `train` on the "CartPole-default" workload (shared/BENCHMARKS.md).
+
+Prints and saves (JSON under benchmarks/results/) for each seed count:
+compile seconds, run seconds, env steps/s and the final return (per seed: nanmean
+of the last 10 updates' episode_return). It also times, in the same process, the
+two halves of an update on their own (rollout only, learning epochs only) and a
+bare fwd+bwd of the actor-critic on one minibatch, so the report says where the
+time goes and how close the run is to the network-bound limit.
+
+    python benchmarks/throughput.py                      # 1 and 32 seeds
+    python benchmarks/throughput.py --seeds 1 32 1024 --out benchmarks/results/throughput-gpu.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import purejaxppo
+from purejaxppo.losses import Batch, ppo_loss
+from purejaxppo.rollout import RolloutCarry, collect_rollout
+
+T = importlib.import_module("purejaxppo.train")
+update_mod = importlib.import_module("purejaxppo.update")
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def _time_compiled(fn, *args):
+    """(compile seconds, run seconds, output) of jax.jit(fn)(*args)."""
+    t0 = time.perf_counter()
+    compiled = jax.jit(fn).lower(*args).compile()
+    compile_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    out = jax.block_until_ready(compiled(*args))
+    return compile_s, time.perf_counter() - t0, out
+
+
+def bench_train(config: purejaxppo.Config, num_seeds: int) -> dict:
+    keys = jax.random.split(jax.random.key(0), num_seeds)
+    fn = jax.vmap(purejaxppo.train, in_axes=(None, 0))
+    compile_s, run_s, out = _time_compiled(fn, config, keys)
+    steps = num_seeds * config.num_updates * config.batch_size
+    returns = np.asarray(out.metrics["episode_return"])  # [seeds, updates]
+    final = np.nanmean(returns[:, -10:], axis=1)
+    return {
+        "seeds": num_seeds,
+        "compile_s": round(compile_s, 3),
+        "run_s": round(run_s, 3),
+        "steps_per_s": round(steps / run_s),
+        "final_return_mean": float(np.mean(final)),
+        "final_return_min": float(np.min(final)),
+        "final_return_max": float(np.max(final)),
+    }
+
+
+def bench_breakdown(config: purejaxppo.Config) -> dict:
+    """Seconds per update for the rollout alone, the learning epochs alone, and the
+    minibatch fwd+bwd alone, each as its own scan over num_updates (one seed)."""
+    n = config.num_updates
+    state = T.init(config, jax.random.key(0))
+    setup = T.make_setup(config)
+
+    def rollout_only(s):
+        def body(carry, k):
+            carry, traj, _ = collect_rollout(setup, s.params, carry, k, config.num_steps)
+            return carry, traj.reward.sum()
+
+        carry = RolloutCarry(s.env_state, s.obs, s.episode)
+        return jax.lax.scan(body, carry, jax.random.split(s.key, n))[1]
+
+    b = config.batch_size
+    obs = jax.random.normal(jax.random.key(1), (b, setup.spec.obs_dim))
+    batch = Batch(
+        obs, jnp.zeros(b, jnp.int32), -jnp.ones(b), jnp.zeros(b), jnp.ones(b), jnp.ones(b)
+    )
+
+    def learn_only(s):
+        def body(po, k):
+            p, o, m = update_mod.update_epochs(
+                setup.network, config, jnp.float32(1e-4), batch, po[0], po[1], k
+            )
+            return (p, o), m["policy_loss"]
+
+        return jax.lax.scan(body, (s.params, s.opt_state), jax.random.split(s.key, n))[1]
+
+    steps_per_update = config.update_epochs * config.num_minibatches
+    mb = jax.tree.map(lambda x: x[: config.minibatch_size], batch)
+
+    def fwd_bwd_only(s):
+        def body(p, _):
+            g, _ = jax.grad(ppo_loss, has_aux=True)(p, setup.network, config, mb)
+            return jax.tree.map(lambda a, d: a - 1e-6 * d, p, g), None
+
+        return jax.lax.scan(body, s.params, None, length=n * steps_per_update)[0]
+
+    out = {}
+    for name, fn in [("rollout", rollout_only), ("learn", learn_only), ("fwd_bwd", fwd_bwd_only)]:
+        _, run_s, _ = _time_compiled(fn, state)
+        out[f"{name}_ms_per_update"] = round(1e3 * run_s / n, 4)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 32])
+    parser.add_argument("--total-timesteps", type=int, default=500_000)
+    parser.add_argument("--out", type=Path, default=RESULTS / "throughput-cpu.json")
+    parser.add_argument("--no-breakdown", action="store_true")
+    args = parser.parse_args()
+
+    config = purejaxppo.Config(env="CartPole-v1", total_timesteps=args.total_timesteps)
+    device = jax.devices()[0]
+    report = {
+        "workload": "CartPole-default",
+        "date": datetime.date.today().isoformat(),
+        "machine": {
+            "platform": device.platform,
+            "device_kind": device.device_kind,
+            "cpu_count": os.cpu_count(),
+            "processor": platform.processor() or platform.machine(),
+            "jax": jax.__version__,
+        },
+        "config": {
+            "num_envs": config.num_envs,
+            "num_steps": config.num_steps,
+            "update_epochs": config.update_epochs,
+            "num_minibatches": config.num_minibatches,
+            "total_timesteps": config.num_updates * config.batch_size,
+        },
+        "runs": [],
+    }
+    for seeds in args.seeds:
+        row = bench_train(config, seeds)
+        report["runs"].append(row)
+        print(
+            f"seeds={seeds:5d}  compile {row['compile_s']:6.2f} s  run {row['run_s']:7.2f} s  "
+            f"{row['steps_per_s'] / 1e3:8.1f}k steps/s  final return mean "
+            f"{row['final_return_mean']:.1f} (min {row['final_return_min']:.1f})",
+            flush=True,
+        )
+    if not args.no_breakdown:
+        bd = bench_breakdown(config)
+        one = next((r for r in report["runs"] if r["seeds"] == 1), None)
+        if one is not None:
+            total_ms = 1e3 * one["run_s"] / config.num_updates
+            bd["total_ms_per_update"] = round(total_ms, 4)
+            bd["network_bound_fraction"] = round(bd["fwd_bwd_ms_per_update"] / total_ms, 3)
+        report["breakdown_one_seed"] = bd
+        print("per update (1 seed):", json.dumps(bd))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"saved {args.out}")
+
+
+if __name__ == "__main__":
+    main()
