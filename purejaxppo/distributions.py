@@ -80,14 +80,26 @@ class DiagGaussian(NamedTuple):
 Distribution = Categorical | DiagGaussian
 
 
+def noise_rows(discrete: bool, keys: jax.Array, event_size: int) -> jax.Array:
+    """The randomness of one draw per row: Gumbel [B, num_actions] for a Categorical,
+    standard normal [B, action_dim] for a Gaussian; row i from keys[i]."""
+    draw = jax.random.gumbel if discrete else jax.random.normal
+    return jax.vmap(lambda k: draw(k, (event_size,), jnp.float32))(keys)
+
+
+def sample_from_noise(dist: Distribution, noise: jax.Array) -> jax.Array:
+    """A sample given its noise from `noise_rows` (Gumbel-max / reparameterised)."""
+    if isinstance(dist, Categorical):
+        return jnp.argmax(dist.logits + noise, axis=-1)
+    return dist.mean + jnp.exp(dist.log_std) * noise
+
+
 def sample_rows(dist: Distribution, keys: jax.Array) -> jax.Array:
     """One independent draw per leading row, row i from keys[i] (keys: [B]).
 
     Per-row keys make a row's sample independent of how many rows are drawn
     together, so results do not depend on batching or sharding of envs.
     """
-    if isinstance(dist, Categorical):
-        return jax.vmap(lambda k, logits: jax.random.categorical(k, logits))(keys, dist.logits)
-    event_shape = dist.mean.shape[1:]
-    noise = jax.vmap(lambda k: jax.random.normal(k, event_shape, dist.mean.dtype))(keys)
-    return dist.mean + jnp.exp(dist.log_std) * noise
+    discrete = isinstance(dist, Categorical)
+    size = (dist.logits if discrete else dist.mean).shape[-1]
+    return sample_from_noise(dist, noise_rows(discrete, keys, size))

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from purejaxppo.distributions import sample_rows
+from purejaxppo.distributions import noise_rows, sample_from_noise
 from purejaxppo.envs import EnvSpec, step_envs
 from purejaxppo.types import EpisodeEnds, EpisodeStats, Transition
 
@@ -39,13 +39,15 @@ class StepRecord(NamedTuple):
 
 
 def env_step(
-    setup: Setup, params: Any, carry: RolloutCarry, keys: jax.Array
+    setup: Setup, params: Any, carry: RolloutCarry, xs: tuple[jax.Array, jax.Array]
 ) -> tuple[RolloutCarry, StepRecord]:
-    """Act in every env and step it. keys: [2, B] (action keys, env keys)."""
+    """Act in every env and step it. xs: (action noise [B, A] from `noise_rows`,
+    env keys [B])."""
+    action_noise, env_keys = xs
     dist = setup.network.apply(params, carry.obs, method="policy")
-    action = sample_rows(dist, keys[0])
+    action = sample_from_noise(dist, action_noise)
     log_prob = dist.log_prob(action)
-    step = step_envs(setup.env, setup.env_params, setup.spec, keys[1], carry.env_state, action)
+    step = step_envs(setup.env, setup.env_params, setup.spec, env_keys, carry.env_state, action)
 
     done = jnp.logical_or(step.terminated, step.truncated)
     returns = carry.episode.returns + step.reward
@@ -72,7 +74,6 @@ def collect_rollout(
     carry: RolloutCarry,
     key: jax.Array,
     num_steps: int,
-    unroll: int = 1,
 ) -> tuple[RolloutCarry, Transition, EpisodeEnds]:
     """Run num_steps env steps; return the new carry, a Transition [T, B] and the
     episode ends seen on the way.
@@ -84,8 +85,13 @@ def collect_rollout(
     """
     num_envs = carry.obs.shape[0]
     keys = jax.random.split(key, (num_steps, 2, num_envs))
+    # All action noise of the rollout in one vectorised draw before the scan: the
+    # same numbers as per-step draws from the same per-env keys, without a small
+    # RNG call inside every step.
+    spec = setup.spec
+    noise = jax.vmap(lambda k: noise_rows(spec.discrete, k, spec.action_dim))(keys[:, 0])
     carry, rec = jax.lax.scan(
-        lambda c, k: env_step(setup, params, c, k), carry, keys, unroll=unroll
+        lambda c, x: env_step(setup, params, c, x), carry, (noise, keys[:, 1])
     )
     both = jnp.concatenate([rec.obs, rec.final_obs], axis=0)  # [2T, B, obs_dim]
     values = setup.network.apply(params, both, method="value")

@@ -69,6 +69,24 @@ def minibatch_update(
     return LearnerState(learner.flat_params - lr * updates, opt_state), metrics
 
 
+def random_permutation(key: jax.Array, n: int) -> jax.Array:
+    """A uniformly random permutation of range(n) (int32 [n]).
+
+    For n <= 2**16 this sorts one uint32 array whose high bits are random and whose
+    low bits are the index: the keys are distinct, so the result is always a
+    permutation, and a single-operand integer sort is ~4x faster on XLA:CPU than the
+    key-value sort inside `jax.random.permutation` (15 vs 65 us at n=512). Equal
+    random high bits (probability ~n^2 / 2^(33 - log2 n) per call) keep index order
+    for that pair only. Larger n uses `jax.random.permutation`.
+    """
+    index_bits = max(1, (n - 1).bit_length())
+    if index_bits > 16:
+        return jax.random.permutation(key, n)
+    high = jax.random.bits(key, (n,), jnp.uint32) >> index_bits
+    packed = (high << index_bits) | jnp.arange(n, dtype=jnp.uint32)
+    return (jnp.sort(packed) & ((1 << index_bits) - 1)).astype(jnp.int32)
+
+
 def epoch_update(
     network: Any,
     unravel: Any,
@@ -81,7 +99,7 @@ def epoch_update(
 ) -> tuple[LearnerState, dict[str, jax.Array]]:
     """One pass over `batch` (leading axis N) in a fresh random order."""
     n = config.batch_size
-    perm = jax.random.permutation(key, n)
+    perm = random_permutation(key, n)
     minibatches = jax.tree.map(
         lambda x: jnp.take(x, perm, axis=0).reshape(
             (config.num_minibatches, config.minibatch_size, *x.shape[1:])
