@@ -9,6 +9,13 @@ time goes and how close the run is to the network-bound limit.
 
     python benchmarks/throughput.py                      # 1 and 32 seeds
     python benchmarks/throughput.py --seeds 1 32 1024 --out benchmarks/results/throughput-gpu.json
+    python benchmarks/throughput.py --reference      # also time reference_single_file.py
+
+On a CPU the script exposes every core as a JAX device (JAX_NUM_CPU_DEVICES, unless
+already set) and, for seed counts > 1, also reports the same vmapped `train` split
+over those devices with `jax.shard_map` over a "runs" axis: XLA:CPU runs one
+program's small matmuls on one core, so independent runs on separate devices are
+how a multi-core CPU gets used.
 """
 
 from __future__ import annotations
@@ -22,13 +29,22 @@ import platform
 import time
 from pathlib import Path
 
+os.environ.setdefault("JAX_NUM_CPU_DEVICES", str(os.cpu_count() or 1))
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 import purejaxppo
 from purejaxppo.losses import Batch, ppo_loss
 from purejaxppo.rollout import RolloutCarry, collect_rollout
+
+try:  # run as a script: benchmarks/ is on sys.path
+    import reference_single_file
+except ImportError:  # imported as benchmarks.throughput
+    from benchmarks import reference_single_file
 
 T = importlib.import_module("purejaxppo.train")
 update_mod = importlib.import_module("purejaxppo.update")
@@ -46,21 +62,51 @@ def _time_compiled(fn, *args):
     return compile_s, time.perf_counter() - t0, out
 
 
-def bench_train(config: purejaxppo.Config, num_seeds: int) -> dict:
+def bench_train(config: purejaxppo.Config, num_seeds: int, num_devices: int = 1) -> dict:
+    """vmap(train) over seeds; with num_devices > 1, shard_map of it over a "runs"
+    axis of that many devices (seeds split evenly, no collectives)."""
     keys = jax.random.split(jax.random.key(0), num_seeds)
-    fn = jax.vmap(purejaxppo.train, in_axes=(None, 0))
-    compile_s, run_s, out = _time_compiled(fn, config, keys)
+    per_seed = jax.vmap(purejaxppo.train, in_axes=(None, 0))
+    if num_devices == 1:
+        compile_s, run_s, out = _time_compiled(per_seed, config, keys)
+    else:
+        mesh = jax.make_mesh((num_devices,), ("runs",), devices=jax.devices()[:num_devices])
+        # check_vma=False: train's scan carries start as unvarying constants; runs
+        # never communicate, so there is nothing for the check to protect here.
+        sharded = jax.shard_map(
+            lambda k: per_seed(config, k),
+            mesh=mesh,
+            in_specs=P("runs"),
+            out_specs=P("runs"),
+            check_vma=False,
+        )
+        keys = jax.device_put(keys, NamedSharding(mesh, P("runs")))
+        compile_s, run_s, out = _time_compiled(sharded, keys)
     steps = num_seeds * config.num_updates * config.batch_size
     returns = np.asarray(out.metrics["episode_return"])  # [seeds, updates]
     final = np.nanmean(returns[:, -10:], axis=1)
     return {
         "seeds": num_seeds,
+        "devices": num_devices,
         "compile_s": round(compile_s, 3),
         "run_s": round(run_s, 3),
         "steps_per_s": round(steps / run_s),
         "final_return_mean": float(np.mean(final)),
         "final_return_min": float(np.min(final)),
         "final_return_max": float(np.max(final)),
+    }
+
+
+def bench_reference(total_timesteps: int, num_seeds: int) -> dict:
+    """The single-file-style baseline, vmapped over seeds on one device."""
+    train, steps_per_run = reference_single_file.make_train(total_timesteps)
+    keys = jax.random.split(jax.random.key(0), num_seeds)
+    compile_s, run_s, _ = _time_compiled(jax.vmap(train), keys)
+    return {
+        "seeds": num_seeds,
+        "compile_s": round(compile_s, 3),
+        "run_s": round(run_s, 3),
+        "steps_per_s": round(num_seeds * steps_per_run / run_s),
     }
 
 
@@ -117,6 +163,11 @@ def main() -> None:
     parser.add_argument("--total-timesteps", type=int, default=500_000)
     parser.add_argument("--out", type=Path, default=RESULTS / "throughput-cpu.json")
     parser.add_argument("--no-breakdown", action="store_true")
+    parser.add_argument(
+        "--reference",
+        action="store_true",
+        help="also time benchmarks/reference_single_file.py (same workload) in this process",
+    )
     args = parser.parse_args()
 
     config = purejaxppo.Config(env="CartPole-v1", total_timesteps=args.total_timesteps)
@@ -127,6 +178,7 @@ def main() -> None:
         "machine": {
             "platform": device.platform,
             "device_kind": device.device_kind,
+            "device_count": jax.device_count(),
             "cpu_count": os.cpu_count(),
             "processor": platform.processor() or platform.machine(),
             "jax": jax.__version__,
@@ -140,18 +192,35 @@ def main() -> None:
         },
         "runs": [],
     }
-    for seeds in args.seeds:
-        row = bench_train(config, seeds)
+    num_devices = jax.device_count()
+    plan = [(s, 1) for s in args.seeds]
+    plan += [(s, num_devices) for s in args.seeds if num_devices > 1 and s % num_devices == 0]
+    for seeds, devices in plan:
+        row = bench_train(config, seeds, devices)
         report["runs"].append(row)
         print(
-            f"seeds={seeds:5d}  compile {row['compile_s']:6.2f} s  run {row['run_s']:7.2f} s  "
+            f"seeds={seeds:5d} devices={devices}  compile {row['compile_s']:6.2f} s  "
+            f"run {row['run_s']:7.2f} s  "
             f"{row['steps_per_s'] / 1e3:8.1f}k steps/s  final return mean "
             f"{row['final_return_mean']:.1f} (min {row['final_return_min']:.1f})",
             flush=True,
         )
+    if args.reference:
+        report["reference_single_file"] = []
+        for seeds in args.seeds:
+            ref = bench_reference(args.total_timesteps, seeds)
+            ours = next(r for r in report["runs"] if r["seeds"] == seeds and r["devices"] == 1)
+            ref["purejaxppo_speedup"] = round(ours["steps_per_s"] / ref["steps_per_s"], 3)
+            report["reference_single_file"].append(ref)
+            print(
+                f"reference seeds={seeds:5d}  compile {ref['compile_s']:6.2f} s  "
+                f"{ref['steps_per_s'] / 1e3:8.1f}k steps/s  "
+                f"purejaxppo/reference = {ref['purejaxppo_speedup']:.2f}x",
+                flush=True,
+            )
     if not args.no_breakdown:
         bd = bench_breakdown(config)
-        one = next((r for r in report["runs"] if r["seeds"] == 1), None)
+        one = next((r for r in report["runs"] if r["seeds"] == 1 and r["devices"] == 1), None)
         if one is not None:
             total_ms = 1e3 * one["run_s"] / config.num_updates
             bd["total_ms_per_update"] = round(total_ms, 4)
