@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from purejaxppo.distributions import noise_rows, sample_from_noise
-from purejaxppo.envs import EnvSpec, step_envs
+from purejaxppo.envs import EnvSpec, split_step_keys, step_envs
 from purejaxppo.types import EpisodeEnds, EpisodeStats, Transition
 
 
@@ -42,7 +42,7 @@ def env_step(
     setup: Setup, params: Any, carry: RolloutCarry, xs: tuple[jax.Array, jax.Array]
 ) -> tuple[RolloutCarry, StepRecord]:
     """Act in every env and step it. xs: (action noise [B, A] from `noise_rows`,
-    env keys [B])."""
+    env keys [B, 2] from `split_step_keys`)."""
     action_noise, env_keys = xs
     dist = setup.network.apply(params, carry.obs, method="policy")
     action = sample_from_noise(dist, action_noise)
@@ -90,9 +90,8 @@ def collect_rollout(
     # RNG call inside every step.
     spec = setup.spec
     noise = jax.vmap(lambda k: noise_rows(spec.discrete, k, spec.action_dim))(keys[:, 0])
-    carry, rec = jax.lax.scan(
-        lambda c, x: env_step(setup, params, c, x), carry, (noise, keys[:, 1])
-    )
+    env_keys = split_step_keys(keys[:, 1])  # [T, B, 2], hoisted out of the scan too
+    carry, rec = jax.lax.scan(lambda c, x: env_step(setup, params, c, x), carry, (noise, env_keys))
     both = jnp.concatenate([rec.obs, rec.final_obs], axis=0)  # [2T, B, obs_dim]
     values = setup.network.apply(params, both, method="value")
     transition = Transition(

@@ -6,7 +6,16 @@ from purejaxppo.envs.gymnax_adapter import (
     env_spec,
     reset_envs,
     resolve_env,
+    split_step_keys,
     step_envs,
 )
 
-__all__ = ["EnvSpec", "StepResult", "env_spec", "reset_envs", "resolve_env", "step_envs"]
+__all__ = [
+    "EnvSpec",
+    "StepResult",
+    "env_spec",
+    "reset_envs",
+    "resolve_env",
+    "split_step_keys",
+    "step_envs",
+]

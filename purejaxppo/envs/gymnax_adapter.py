@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from gymnax.environments import spaces
+from gymnax.environments.environment import Environment
 
 
 class EnvSpec(NamedTuple):
@@ -109,21 +110,63 @@ def reset_envs(env: Any, params: Any, keys: jax.Array) -> tuple[jax.Array, Any]:
     return _flat(obs, keys.shape[0]), state
 
 
+def split_step_keys(keys: jax.Array) -> jax.Array:
+    """[..., 2] (step key, reset key) per key, exactly as gymnax's `step` splits it.
+
+    Splitting a whole rollout's keys at once, outside the scan, is one vectorised
+    RNG call instead of one small call per step.
+    """
+    return jax.vmap(jax.random.split)(keys.reshape(-1)).reshape((*keys.shape, 2))
+
+
+def _uses_base_step(env: Any) -> bool:
+    return getattr(type(env), "step", None) is Environment.step
+
+
+def _auto_reset_step(env: Any, params: Any, keys: jax.Array, state: Any, action: jax.Array):
+    """gymnax's `step` for one env, from its pre-split (step, reset) keys.
+
+    Same arithmetic and keys as `Environment.step` (step_env, is_truncated,
+    reset_env, select), minus the key split, which the caller does in bulk.
+    """
+    obs_st, state_st, reward, terminated, _ = env.step_env(keys[0], state, action, params)
+    truncated = env.is_truncated(state_st, params)
+    done = jnp.logical_or(terminated, truncated)
+    obs_re, state_re = env.reset_env(keys[1], params)
+    new_state = jax.tree.map(lambda r, s: jax.lax.select(done, r, s), state_re, state_st)
+    obs = jax.tree.map(lambda r, s: jax.lax.select(done, r, s), obs_re, obs_st)
+    return obs, new_state, reward, terminated, truncated, obs_st
+
+
 def step_envs(
     env: Any, params: Any, spec: EnvSpec, keys: jax.Array, state: Any, action: jax.Array
 ) -> StepResult:
-    """Step B envs with auto-reset. keys: [B]; action: [B] int or [B, action_dim] float."""
+    """Step B envs with auto-reset. action: [B] int or [B, action_dim] float.
+
+    keys: [B] (one per env, split as gymnax's `step` does) or [B, 2] already split by
+    `split_step_keys`; both give the same result. Environments that override
+    `step` itself are stepped through their own `step` (with the step key).
+    """
     if not spec.discrete:
         action = jnp.clip(action, spec.action_low, spec.action_high)
-    obs, state, reward, terminated, truncated, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
-        keys, state, action, params
-    )
     batch = keys.shape[0]
+    if _uses_base_step(env):
+        if keys.ndim == 1:
+            keys = split_step_keys(keys)
+        obs, state, reward, terminated, truncated, final_obs = jax.vmap(
+            _auto_reset_step, in_axes=(None, None, 0, 0, 0)
+        )(env, params, keys, state, action)
+    else:
+        step_keys = keys if keys.ndim == 1 else keys[:, 0]
+        obs, state, reward, terminated, truncated, info = jax.vmap(
+            env.step, in_axes=(0, 0, 0, None)
+        )(step_keys, state, action, params)
+        final_obs = info["final_observation"]
     return StepResult(
         obs=_flat(obs, batch),
         env_state=state,
         reward=reward.astype(jnp.float32).reshape(batch),
         terminated=terminated.astype(bool).reshape(batch),
         truncated=jnp.logical_and(truncated, jnp.logical_not(terminated)).reshape(batch),
-        final_obs=_flat(info["final_observation"], batch),
+        final_obs=_flat(final_obs, batch),
     )
