@@ -25,7 +25,7 @@ import numpy as np
 import tyro
 
 from purejaxppo.config import TRACED_FIELDS, Config
-from purejaxppo.runner import train_chunked
+from purejaxppo.runner import _nanmean, train_chunked
 
 # Config fields the command line cannot express (a Python object, not a flag).
 _NOT_ON_CLI = ("env_params",)
@@ -143,11 +143,6 @@ def _cli_error(message: str) -> str:
     """Config's messages name `Config.field=value`; on the CLI say `--field=value`."""
     message = message.replace(" (or pass a gymnax Environment instance)", "")
     return re.sub(r"Config\.(\w+)=", lambda m: f"--{m.group(1).replace('_', '-')}=", message)
-
-
-def _nanmean(x: np.ndarray) -> float:
-    finite = x[~np.isnan(x)]
-    return float(finite.mean()) if finite.size else math.nan
 
 
 def _fmt(x: float) -> str:
