@@ -25,7 +25,7 @@ import numpy as np
 import tyro
 
 from purejaxppo.config import TRACED_FIELDS, Config
-from purejaxppo.runner import _nanmean, train_chunked
+from purejaxppo.runner import nanmean, train_chunked
 
 # Config fields the command line cannot express (a Python object, not a flag).
 _NOT_ON_CLI = ("env_params",)
@@ -186,7 +186,7 @@ def run_train(args: Any) -> int:
 
     # [num_seeds, num_updates] -> one final return per seed
     returns = np.reshape(out.metrics["episode_return"], (args.num_seeds, config.num_updates))
-    per_seed = np.array([_nanmean(r[-FINAL_UPDATES:]) for r in returns])
+    per_seed = np.array([nanmean(r[-FINAL_UPDATES:]) for r in returns])
     if args.num_seeds == 1:
         print(f"final return (mean of last {FINAL_UPDATES} updates): {_fmt(per_seed[0])}")
     else:
@@ -194,7 +194,7 @@ def run_train(args: Any) -> int:
         worst = float(finite.min()) if finite.size else math.nan
         print(
             f"final return (mean of last {FINAL_UPDATES} updates) over {args.num_seeds} seeds: "
-            f"mean {_fmt(_nanmean(per_seed))}, min {_fmt(worst)}"
+            f"mean {_fmt(nanmean(per_seed))}, min {_fmt(worst)}"
         )
     last = reports[-1]
     print(

@@ -113,7 +113,8 @@ _init_jit = jax.jit(_init_runs, static_argnums=(2, 3))
 _run_chunk_jit = jax.jit(_run_chunk, static_argnums=(2, 3, 4), donate_argnums=1)
 
 
-def _nanmean(x: np.ndarray) -> float:
+def nanmean(x: np.ndarray) -> float:
+    """Mean of the non-NaN entries; NaN when there are none (no warning)."""
     finite = x[~np.isnan(x)]
     return float(finite.mean()) if finite.size else math.nan
 
@@ -178,7 +179,7 @@ def train_chunked(
                     num_updates=config.num_updates,
                     env_steps=done * config.batch_size,
                     num_runs=num_runs,
-                    recent_return=_nanmean(recent),
+                    recent_return=nanmean(recent),
                     steps_per_second=done * config.batch_size * num_runs / run_seconds,
                     elapsed=time.perf_counter() - start,
                     compile_seconds=compile_seconds,
