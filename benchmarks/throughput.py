@@ -39,7 +39,7 @@ from jax.sharding import PartitionSpec as P
 
 import purejaxppo
 from purejaxppo.losses import Batch, ppo_loss
-from purejaxppo.rollout import RolloutCarry, collect_rollout
+from purejaxppo.rollout import collect_rollout, rollout_carry
 
 try:  # run as a script: benchmarks/ is on sys.path
     import reference_single_file
@@ -119,10 +119,10 @@ def bench_breakdown(config: purejaxppo.Config) -> dict:
 
     def rollout_only(s):
         def body(carry, k):
-            carry, traj, _ = collect_rollout(setup, s.params, carry, k, config.num_steps)
+            carry, traj, _ = collect_rollout(setup, config, s.params, carry, k)
             return carry, traj.reward.sum()
 
-        carry = RolloutCarry(s.env_state, s.obs, s.episode)
+        carry = rollout_carry(s)
         return jax.lax.scan(body, carry, jax.random.split(s.key, n))[1]
 
     b = config.batch_size

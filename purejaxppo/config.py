@@ -32,6 +32,9 @@ TRACED_FIELDS = (
     "max_grad_norm",
     "adam_eps",
     "log_std_init",
+    "obs_clip",
+    "reward_clip",
+    "reward_scale",
 )
 
 # (rule text, predicate) for each traced field; checked elementwise on host values.
@@ -46,10 +49,23 @@ _TRACED_RULES: dict[str, tuple[str, Any]] = {
     "max_grad_norm": ("must be > 0 (inf disables clipping)", lambda v: v > 0),
     "adam_eps": ("must be > 0", lambda v: v > 0),
     "log_std_init": ("must be finite", np.isfinite),
+    "obs_clip": ("must be > 0 (inf disables clipping)", lambda v: v > 0),
+    "reward_clip": ("must be > 0 (inf disables clipping)", lambda v: v > 0),
+    "reward_scale": ("must be finite and > 0", lambda v: np.isfinite(v) & (v > 0)),
 }
 
+CONTINUOUS_DISTS = ("gaussian", "tanh_gaussian")
+BRAX_BACKENDS = ("auto", "positional", "generalized", "spring", "mjx")
+
 _POSITIVE_INT_FIELDS = ("num_envs", "num_steps", "num_minibatches", "update_epochs")
-_BOOL_FIELDS = ("shared_torso", "anneal_lr", "normalize_advantages", "clip_value_loss")
+_BOOL_FIELDS = (
+    "shared_torso",
+    "anneal_lr",
+    "normalize_advantages",
+    "clip_value_loss",
+    "normalize_obs",
+    "normalize_reward",
+)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -59,9 +75,18 @@ class Config:
 
     # ---- static: environment -------------------------------------------------------
     env: Any = "CartPole-v1"
-    """Registered gymnax id (e.g. "CartPole-v1") or a gymnax-API Environment instance."""
+    """Registered gymnax id (e.g. "CartPole-v1"), "brax/<name>" (e.g. "brax/hopper"), or a
+    gymnax-API Environment instance."""
     env_params: Any = None
     """Environment parameters (gymnax EnvParams); None uses the env's defaults."""
+    episode_length: int | None = None
+    """Time limit in agent steps (truncation, bootstrapped); None keeps the env's own
+    (gymnax max_steps_in_episode, 1000 for Brax)."""
+    action_repeat: int = 1
+    """Brax only: physics steps per agent step, with the same action (rewards summed)."""
+    brax_backend: str = "auto"
+    """Brax only: physics pipeline, one of auto, positional, generalized, spring, mjx
+    ("auto": positional, or generalized for envs that support only that, e.g. swimmer)."""
 
     # ---- static: sizes and loop lengths --------------------------------------------
     num_envs: int = 4
@@ -90,6 +115,13 @@ class Config:
     """Normalise advantages to zero mean, unit std within each minibatch."""
     clip_value_loss: bool = True
     """Clip the value prediction to old_value +- vf_clip_eps (PPO2/CleanRL style)."""
+    normalize_obs: bool = False
+    """Normalise observations by running mean/std (learner state; clipped to +-obs_clip)."""
+    normalize_reward: bool = False
+    """Divide rewards by the running std of the discounted return (clipped to +-reward_clip)."""
+    continuous_dist: str = "gaussian"
+    """Continuous policy: "gaussian" (sample clipped to the action bounds at the env) or
+    "tanh_gaussian" (sample squashed by tanh into the bounds)."""
 
     # ---- traced hyperparameters (vmappable) ----------------------------------------
     lr: float = 2.5e-4
@@ -112,6 +144,12 @@ class Config:
     """Adam epsilon."""
     log_std_init: float = 0.0
     """Initial log standard deviation of the Gaussian policy (continuous actions)."""
+    obs_clip: float = 10.0
+    """Clip normalised observations to +-obs_clip (used when normalize_obs; inf: no clip)."""
+    reward_clip: float = 10.0
+    """Clip scaled rewards to +-reward_clip (used when normalize_reward; inf: no clip)."""
+    reward_scale: float = 1.0
+    """Constant multiplier on the rewards the learner sees (after normalize_reward)."""
 
     def __post_init__(self):
         total = self.total_timesteps
@@ -295,6 +333,24 @@ def _validate_static(c: Config) -> None:
         raise ValueError(
             f"Config.activation={c.activation!r}: must be one of {', '.join(ACTIVATIONS)}{hint}"
         )
+    if c.continuous_dist not in CONTINUOUS_DISTS:
+        raise ValueError(
+            f"Config.continuous_dist={c.continuous_dist!r}: must be one of "
+            f"{', '.join(CONTINUOUS_DISTS)}"
+        )
+    if c.brax_backend not in BRAX_BACKENDS:
+        raise ValueError(
+            f"Config.brax_backend={c.brax_backend!r}: must be one of {', '.join(BRAX_BACKENDS)}"
+        )
+    for name in ("action_repeat",):
+        v = getattr(c, name)
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v <= 0:
+            raise ValueError(f"Config.{name}={v!r}: must be a positive integer")
+    ep = c.episode_length
+    if ep is not None and (isinstance(ep, bool) or not isinstance(ep, int | np.integer) or ep <= 0):
+        raise ValueError(
+            f"Config.episode_length={ep!r}: must be a positive integer or None (env default)"
+        )
     for name in _BOOL_FIELDS:
         v = getattr(c, name)
         if not isinstance(v, bool | np.bool_):
@@ -303,7 +359,7 @@ def _validate_static(c: Config) -> None:
     # also checks that its action space is one we support.
     from purejaxppo.envs import resolve_env
 
-    resolve_env(c.env, c.env_params)
+    resolve_env(c.env, c.env_params, **env_options(c))
     try:
         hash(c.env_params)
     except TypeError:
@@ -311,6 +367,15 @@ def _validate_static(c: Config) -> None:
             f"Config.env_params={c.env_params!r}: must be hashable (it is static); "
             "use Python numbers rather than arrays in its fields"
         ) from None
+
+
+def env_options(c: Config) -> dict[str, Any]:
+    """The Config fields that shape the environment, as keyword arguments of resolve_env."""
+    return {
+        "episode_length": c.episode_length,
+        "action_repeat": c.action_repeat,
+        "brax_backend": c.brax_backend,
+    }
 
 
 def _flatten(c: Config):

@@ -1,4 +1,4 @@
-"""Action distributions: Categorical and diagonal Gaussian.
+"""Action distributions: Categorical, diagonal Gaussian and tanh-squashed Gaussian.
 
 Each has log_prob / entropy / sample / mode / kl. They are NamedTuples, so they are
 pytrees and can cross jit and vmap boundaries. Batch dimensions lead; the event
@@ -12,8 +12,12 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 _LOG_2PI = math.log(2.0 * math.pi)
+# Gauss-Hermite rule for E[f(u)], u ~ N(m, s^2): sum_i w_i / sqrt(pi) * f(m + sqrt(2) s x_i).
+_GH_NODES, _GH_WEIGHTS = (np.asarray(a, np.float32) for a in np.polynomial.hermite.hermgauss(16))
+_GH_WEIGHTS = _GH_WEIGHTS / np.float32(math.sqrt(math.pi))
 
 
 class Categorical(NamedTuple):
@@ -77,7 +81,71 @@ class DiagGaussian(NamedTuple):
         return jnp.sum(jnp.broadcast_to(per_dim, self.mean.shape), axis=-1)
 
 
-Distribution = Categorical | DiagGaussian
+def _log_dtanh(u: jax.Array) -> jax.Array:
+    """log(1 - tanh(u)^2) = log(d tanh(u) / du), computed without cancellation."""
+    return 2.0 * (math.log(2.0) - u - jax.nn.softplus(-2.0 * u))
+
+
+class TanhGaussian(NamedTuple):
+    """Diagonal Gaussian over a pre-squash variable u, with the env action
+    y = low + (tanh(u) + 1) * (high - low) / 2 inside the bounds.
+
+    The learner's action is u itself: rollouts store u, so log-probs never need the
+    unstable atanh of a saturated action. `log_prob(u)` is the density of y at
+    squash(u) (change of variables: the Gaussian log-density minus log|dy/du|), and the
+    entropy of y is estimated with a 16-point Gauss-Hermite rule per dimension, which is
+    deterministic and differentiable. The KL equals the Gaussians' KL (a bijection
+    preserves it).
+    """
+
+    mean: jax.Array  # [..., D]
+    log_std: jax.Array
+    low: jax.Array  # [D]
+    high: jax.Array  # [D]
+
+    @property
+    def _gaussian(self) -> DiagGaussian:
+        return DiagGaussian(self.mean, self.log_std)
+
+    @property
+    def _log_half_range(self) -> jax.Array:
+        return jnp.log(0.5 * (self.high - self.low))
+
+    def squash(self, u: jax.Array) -> jax.Array:
+        """Env action for the pre-squash sample u."""
+        return self.low + (jnp.tanh(u) + 1.0) * (0.5 * (self.high - self.low))
+
+    def log_prob(self, u: jax.Array) -> jax.Array:
+        """u: [..., D] pre-squash sample -> log density of squash(u) [...]."""
+        log_det = jnp.sum(_log_dtanh(u) + self._log_half_range, axis=-1)
+        return self._gaussian.log_prob(u) - log_det
+
+    def entropy(self) -> jax.Array:
+        std = jnp.broadcast_to(jnp.exp(self.log_std), self.mean.shape)
+        nodes = self.mean[..., None] + math.sqrt(2.0) * std[..., None] * _GH_NODES
+        expected_log_det = jnp.sum(_log_dtanh(nodes) * _GH_WEIGHTS, axis=-1)  # [..., D]
+        return self._gaussian.entropy() + jnp.sum(
+            expected_log_det + self._log_half_range, axis=-1
+        )
+
+    def sample(self, key: jax.Array) -> jax.Array:
+        """A pre-squash sample u (apply `squash` for the env action)."""
+        return self._gaussian.sample(key)
+
+    def mode(self) -> jax.Array:
+        """The pre-squash mean (its squash is the usual deterministic action)."""
+        return self.mean
+
+    def kl(self, other: TanhGaussian) -> jax.Array:
+        return self._gaussian.kl(other._gaussian)
+
+
+Distribution = Categorical | DiagGaussian | TanhGaussian
+
+
+def env_action(dist: Distribution, action: jax.Array) -> jax.Array:
+    """The action sent to the env for a learner's action (squashed for TanhGaussian)."""
+    return dist.squash(action) if isinstance(dist, TanhGaussian) else action
 
 
 def noise_rows(discrete: bool, keys: jax.Array, event_size: int) -> jax.Array:

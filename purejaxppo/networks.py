@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from purejaxppo.config import Config
-from purejaxppo.distributions import Categorical, DiagGaussian, Distribution
+from purejaxppo.distributions import Categorical, DiagGaussian, Distribution, TanhGaussian
 from purejaxppo.envs import EnvSpec
 
 
@@ -91,6 +91,9 @@ class ActorCritic(nn.Module):
     hidden_sizes: tuple[int, ...] = (64, 64)
     activation: str = "tanh"
     shared_torso: bool = False
+    continuous_dist: str = "gaussian"  # or "tanh_gaussian"
+    action_low: tuple[float, ...] | None = None  # bounds, used by tanh_gaussian
+    action_high: tuple[float, ...] | None = None
 
     def setup(self):
         if self.shared_torso:
@@ -111,6 +114,10 @@ class ActorCritic(nn.Module):
         out = self.policy_head(features)
         if self.discrete:
             return Categorical(out)
+        if self.continuous_dist == "tanh_gaussian":
+            low = jnp.asarray(self.action_low, jnp.float32)
+            high = jnp.asarray(self.action_high, jnp.float32)
+            return TanhGaussian(out, self.log_std, low, high)
         return DiagGaussian(out, self.log_std)
 
     def _value(self, features: jax.Array) -> jax.Array:
@@ -140,6 +147,9 @@ def make_network(config: Config, spec: EnvSpec) -> ActorCritic:
         hidden_sizes=config.hidden_sizes,
         activation=config.activation,
         shared_torso=config.shared_torso,
+        continuous_dist=config.continuous_dist,
+        action_low=None if spec.discrete else tuple(float(x) for x in spec.action_low),
+        action_high=None if spec.discrete else tuple(float(x) for x in spec.action_high),
     )
 
 

@@ -1,4 +1,10 @@
-"""Rollout collection: a `lax.scan` of `env_step` over num_steps."""
+"""Rollout collection: a `lax.scan` of `env_step` over num_steps.
+
+Observation statistics are frozen for the whole rollout (every observation of one batch
+is normalised the same way) and updated once, at the end of `collect_rollout`, with the
+raw observations it visited; the updated statistics apply from the next rollout.
+Reward statistics follow the discounted return step by step, as in SB3's VecNormalize.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +13,11 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from purejaxppo.distributions import noise_rows, sample_from_noise
+from purejaxppo import normalize as norm
+from purejaxppo.config import Config
+from purejaxppo.distributions import env_action, noise_rows, sample_from_noise
 from purejaxppo.envs import EnvSpec, split_step_keys, step_envs
-from purejaxppo.types import EpisodeEnds, EpisodeStats, Transition
+from purejaxppo.types import EpisodeEnds, EpisodeStats, TrainState, Transition
 
 
 class Setup(NamedTuple):
@@ -23,31 +31,87 @@ class Setup(NamedTuple):
 
 class RolloutCarry(NamedTuple):
     env_state: Any
-    obs: jax.Array  # [B, obs_dim]
+    obs: jax.Array  # [B, obs_dim] raw observation
     episode: EpisodeStats
+    obs_stats: norm.RunningStats  # frozen during the scan, updated after it
+    reward_stats: norm.RunningStats
+    reward_return: jax.Array  # [B]
 
 
 class StepRecord(NamedTuple):
-    obs: jax.Array
+    obs: jax.Array  # policy input
+    raw_obs: Any  # raw observation when normalize_obs (for the statistics), else None
     action: jax.Array
     log_prob: jax.Array
-    reward: jax.Array
+    reward: jax.Array  # learner reward
     terminated: jax.Array
     truncated: jax.Array
-    final_obs: jax.Array
+    final_obs: jax.Array  # raw
     ends: EpisodeEnds
 
 
+def rollout_carry(state: TrainState) -> RolloutCarry:
+    """The part of a TrainState a rollout reads and advances."""
+    return RolloutCarry(
+        state.env_state,
+        state.obs,
+        state.episode,
+        state.obs_stats,
+        state.reward_stats,
+        state.reward_return,
+    )
+
+
+def observe(config: Config, obs_stats: norm.RunningStats, obs: jax.Array) -> jax.Array:
+    """The policy and critic input for raw observations (normalised when normalize_obs)."""
+    if not config.normalize_obs:
+        return obs
+    return norm.normalize(obs_stats, obs, config.obs_clip)
+
+
+def scale_rewards(
+    config: Config,
+    stats: norm.RunningStats,
+    discounted_return: jax.Array,
+    reward: jax.Array,
+    done: jax.Array,
+) -> tuple[norm.RunningStats, jax.Array, jax.Array]:
+    """Learner rewards for one step of B envs, and the advanced reward-scaling state.
+
+    With normalize_reward: R <- gamma * R + r per env, the statistics absorb the B new
+    values of R, the reward is divided by their std (and clipped), and R restarts at 0
+    where an episode ended. Then every reward is multiplied by reward_scale.
+    """
+    if config.normalize_reward:
+        discounted_return = discounted_return * config.gamma + reward
+        stats = norm.update(stats, discounted_return)
+        reward = norm.scale(stats, reward, config.reward_clip)
+        discounted_return = jnp.where(done, 0.0, discounted_return)
+    return stats, discounted_return, reward * config.reward_scale
+
+
 def env_step(
-    setup: Setup, params: Any, carry: RolloutCarry, xs: tuple[jax.Array, jax.Array]
+    setup: Setup,
+    config: Config,
+    params: Any,
+    carry: RolloutCarry,
+    xs: tuple[jax.Array, jax.Array],
 ) -> tuple[RolloutCarry, StepRecord]:
     """Act in every env and step it. xs: (action noise [B, A] from `noise_rows`,
     env keys [B, 2] from `split_step_keys`)."""
     action_noise, env_keys = xs
-    dist = setup.network.apply(params, carry.obs, method="policy")
+    policy_obs = observe(config, carry.obs_stats, carry.obs)
+    dist = setup.network.apply(params, policy_obs, method="policy")
     action = sample_from_noise(dist, action_noise)
     log_prob = dist.log_prob(action)
-    step = step_envs(setup.env, setup.env_params, setup.spec, env_keys, carry.env_state, action)
+    step = step_envs(
+        setup.env,
+        setup.env_params,
+        setup.spec,
+        env_keys,
+        carry.env_state,
+        env_action(dist, action),
+    )
 
     done = jnp.logical_or(step.terminated, step.truncated)
     returns = carry.episode.returns + step.reward
@@ -55,27 +119,34 @@ def env_step(
     episode = EpisodeStats(
         returns=jnp.where(done, 0.0, returns), lengths=jnp.where(done, 0, lengths)
     )
+    reward_stats, reward_return, reward = scale_rewards(
+        config, carry.reward_stats, carry.reward_return, step.reward, done
+    )
     record = StepRecord(
-        obs=carry.obs,
+        obs=policy_obs,
+        raw_obs=carry.obs if config.normalize_obs else None,
         action=action,
         log_prob=log_prob,
-        reward=step.reward,
+        reward=reward,
         terminated=step.terminated,
         truncated=step.truncated,
         final_obs=step.final_obs,
         ends=EpisodeEnds(done=done, returns=returns, lengths=lengths),
     )
-    return RolloutCarry(step.env_state, step.obs, episode), record
+    new_carry = RolloutCarry(
+        step.env_state, step.obs, episode, carry.obs_stats, reward_stats, reward_return
+    )
+    return new_carry, record
 
 
 def collect_rollout(
     setup: Setup,
+    config: Config,
     params: Any,
     carry: RolloutCarry,
     key: jax.Array,
-    num_steps: int,
 ) -> tuple[RolloutCarry, Transition, EpisodeEnds]:
-    """Run num_steps env steps; return the new carry, a Transition [T, B] and the
+    """Run config.num_steps env steps; return the new carry, a Transition [T, B] and the
     episode ends seen on the way.
 
     Values are computed after the scan in one batched critic call over the visited
@@ -83,6 +154,7 @@ def collect_rollout(
     one large matmul is cheaper than a critic call inside every scan step, and it is
     the same function of the same parameters.
     """
+    num_steps = config.num_steps
     num_envs = carry.obs.shape[0]
     keys = jax.random.split(key, (num_steps, 2, num_envs))
     # All action noise of the rollout in one vectorised draw before the scan: the
@@ -91,8 +163,12 @@ def collect_rollout(
     spec = setup.spec
     noise = jax.vmap(lambda k: noise_rows(spec.discrete, k, spec.action_dim))(keys[:, 0])
     env_keys = split_step_keys(keys[:, 1])  # [T, B, 2], hoisted out of the scan too
-    carry, rec = jax.lax.scan(lambda c, x: env_step(setup, params, c, x), carry, (noise, env_keys))
-    both = jnp.concatenate([rec.obs, rec.final_obs], axis=0)  # [2T, B, obs_dim]
+    obs_stats = carry.obs_stats
+    carry, rec = jax.lax.scan(
+        lambda c, x: env_step(setup, config, params, c, x), carry, (noise, env_keys)
+    )
+    final_obs = observe(config, obs_stats, rec.final_obs)
+    both = jnp.concatenate([rec.obs, final_obs], axis=0)  # [2T, B, obs_dim]
     values = setup.network.apply(params, both, method="value")
     transition = Transition(
         obs=rec.obs,
@@ -104,4 +180,7 @@ def collect_rollout(
         truncated=rec.truncated,
         next_value=values[num_steps:],
     )
+    if config.normalize_obs:
+        # The one point where observation statistics change.
+        carry = carry._replace(obs_stats=norm.update(obs_stats, rec.raw_obs))
     return carry, transition, rec.ends

@@ -13,11 +13,12 @@ import jax
 import jax.numpy as jnp
 
 from purejaxppo.advantages import compute_gae, explained_variance
-from purejaxppo.config import Config
+from purejaxppo import normalize as norm
+from purejaxppo.config import Config, env_options
 from purejaxppo.envs import env_spec, reset_envs, resolve_env
 from purejaxppo.losses import Batch
 from purejaxppo.networks import init_params, make_network
-from purejaxppo.rollout import RolloutCarry, Setup, collect_rollout
+from purejaxppo.rollout import Setup, collect_rollout, rollout_carry
 from purejaxppo.types import EpisodeEnds, EpisodeStats, TrainOutput, TrainState
 from purejaxppo.update import init_opt_state, learning_rate, update_epochs
 
@@ -38,7 +39,7 @@ METRIC_NAMES = (
 
 def make_setup(config: Config) -> Setup:
     """Resolve the env and build the network for a config (static, no tracing)."""
-    env, env_params = resolve_env(config.env, config.env_params)
+    env, env_params = resolve_env(config.env, config.env_params, **env_options(config))
     spec = env_spec(env, env_params)
     return Setup(env, env_params, spec, make_network(config, spec))
 
@@ -70,6 +71,9 @@ def init(config: Config, key: jax.Array) -> TrainState:
         ),
         key=run_key,
         update_step=jnp.zeros((), jnp.int32),
+        obs_stats=norm.init_stats((setup.spec.obs_dim,)),
+        reward_stats=norm.init_stats(()),
+        reward_return=jnp.zeros(config.num_envs, jnp.float32),
     )
 
 
@@ -97,8 +101,9 @@ def update(config: Config, state: TrainState) -> tuple[TrainState, dict[str, jax
     setup = make_setup(config)
     next_key, rollout_key, shuffle_key = jax.random.split(state.key, 3)
 
-    carry = RolloutCarry(state.env_state, state.obs, state.episode)
-    carry, traj, ends = collect_rollout(setup, state.params, carry, rollout_key, config.num_steps)
+    carry, traj, ends = collect_rollout(
+        setup, config, state.params, rollout_carry(state), rollout_key
+    )
     advantages, returns = compute_gae(
         traj.reward,
         traj.value,
@@ -136,6 +141,9 @@ def update(config: Config, state: TrainState) -> tuple[TrainState, dict[str, jax
         episode=carry.episode,
         key=next_key,
         update_step=update_step,
+        obs_stats=carry.obs_stats,
+        reward_stats=carry.reward_stats,
+        reward_return=carry.reward_return,
     )
     return new_state, {name: metrics[name] for name in METRIC_NAMES}
 

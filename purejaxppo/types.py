@@ -7,6 +7,8 @@ from typing import Any, NamedTuple
 
 import jax
 
+from purejaxppo.normalize import RunningStats
+
 
 class EpisodeStats(NamedTuple):
     """Running return and length of the episode in progress, per env."""
@@ -25,16 +27,19 @@ class TrainState(NamedTuple):
     episode: EpisodeStats
     key: jax.Array  # typed PRNG key for the next update
     update_step: jax.Array  # int32 scalar: updates completed so far
+    obs_stats: RunningStats  # running mean/var of raw observations [obs_dim] (normalize_obs)
+    reward_stats: RunningStats  # running var of the discounted return, scalar (normalize_reward)
+    reward_return: jax.Array  # [B] discounted return of the episode in progress (normalize_reward)
 
 
 class Transition(NamedTuple):
     """One rollout, time-major: every field has leading shape [T, B]."""
 
-    obs: jax.Array  # [T, B, obs_dim]
+    obs: jax.Array  # [T, B, obs_dim] as the policy saw it (normalised when normalize_obs)
     action: jax.Array  # [T, B] int32 or [T, B, action_dim] float32 (unclipped sample)
     log_prob: jax.Array  # [T, B] log pi_old(action | obs)
     value: jax.Array  # [T, B] V(obs)
-    reward: jax.Array  # [T, B]
+    reward: jax.Array  # [T, B] as the learner sees it (scaled when normalize_reward)
     terminated: jax.Array  # [T, B] bool
     truncated: jax.Array  # [T, B] bool
     next_value: jax.Array  # [T, B] V(true next obs): the pre-reset obs where an episode ended

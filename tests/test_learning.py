@@ -11,7 +11,7 @@ import purejaxppo
 from purejaxppo import Config
 from purejaxppo.envs import env_spec, reset_envs, resolve_env, step_envs
 from purejaxppo.envs.probes import ContinuousTargetAction
-from purejaxppo.rollout import RolloutCarry, collect_rollout
+from purejaxppo.rollout import collect_rollout, rollout_carry
 from purejaxppo.train import make_setup
 
 
@@ -99,9 +99,8 @@ def test_rollout_stores_unclipped_actions():
     )
     setup = make_setup(config)
     state = purejaxppo.init(config, jax.random.key(0))
-    carry = RolloutCarry(state.env_state, state.obs, state.episode)
-    _, traj, _ = jax.jit(lambda p, c, k: collect_rollout(setup, p, c, k, config.num_steps))(
-        state.params, carry, jax.random.key(1)
+    _, traj, _ = jax.jit(lambda p, c, k: collect_rollout(setup, config, p, c, k))(
+        state.params, rollout_carry(state), jax.random.key(1)
     )
     action = np.asarray(traj.action)  # [T, B, 1]
     assert action.shape == (8, 4, 1)

@@ -19,6 +19,8 @@ import numpy as np
 from gymnax.environments import spaces
 from gymnax.environments.environment import Environment
 
+from purejaxppo.envs.brax_adapter import BRAX_PREFIX, make_brax_env
+
 
 class EnvSpec(NamedTuple):
     """Static facts about an environment that shape the learner."""
@@ -28,6 +30,7 @@ class EnvSpec(NamedTuple):
     action_dim: int  # number of actions (discrete) or action vector size (continuous)
     action_low: Any  # float32 [action_dim] bounds, None for discrete
     action_high: Any
+    obs_shape: tuple[int, ...] = ()  # the env's own observation shape (before flattening)
 
 
 class StepResult(NamedTuple):
@@ -46,13 +49,30 @@ def _make_registered(name: str):
     return gymnax.make(name)
 
 
-def resolve_env(env: Any, env_params: Any = None) -> tuple[Any, Any]:
-    """(env instance, params) from a registered gymnax id or an Environment instance.
+def resolve_env(
+    env: Any,
+    env_params: Any = None,
+    *,
+    episode_length: int | None = None,
+    action_repeat: int = 1,
+    brax_backend: str = "auto",
+) -> tuple[Any, Any]:
+    """(env instance, params) from a registered gymnax id, "brax/<name>", or an
+    Environment instance; `episode_length` overrides the time limit.
 
     Raises ValueError naming close matches for an unknown id, and for action spaces
     other than Discrete and 1-D Box.
     """
-    if isinstance(env, str):
+    is_brax = isinstance(env, str) and env.startswith(BRAX_PREFIX)
+    if action_repeat != 1 and not is_brax:
+        raise ValueError(
+            f"Config.action_repeat={action_repeat}: only Brax envs (env='brax/<name>') "
+            f"support action repeat, not env={env!r}"
+        )
+    if is_brax:
+        instance = make_brax_env(env, brax_backend, action_repeat)
+        default_params = instance.default_params
+    elif isinstance(env, str):
         if env not in gymnax.registered_envs:
             close = difflib.get_close_matches(env, gymnax.registered_envs, n=3, cutoff=0.5)
             hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
@@ -72,6 +92,13 @@ def resolve_env(env: Any, env_params: Any = None) -> tuple[Any, Any]:
             )
         instance, default_params = env, env.default_params
     params = default_params if env_params is None else env_params
+    if episode_length is not None:
+        if not hasattr(params, "max_steps_in_episode"):
+            raise ValueError(
+                f"Config.episode_length={episode_length}: env={env!r} has no "
+                "max_steps_in_episode parameter to set"
+            )
+        params = params.replace(max_steps_in_episode=int(episode_length))
     space = instance.action_space(params)
     if isinstance(space, spaces.Discrete):
         pass
@@ -90,14 +117,16 @@ def resolve_env(env: Any, env_params: Any = None) -> tuple[Any, Any]:
 
 def env_spec(env: Any, params: Any) -> EnvSpec:
     """Observation size and action space of `env` (no FLOPs: uses eval_shape)."""
-    obs_shape = jax.eval_shape(lambda k: env.reset(k, params)[0], jax.random.key(0)).shape
+    obs_shape = tuple(
+        jax.eval_shape(lambda k: env.reset(k, params)[0], jax.random.key(0)).shape
+    )
     space = env.action_space(params)
     if isinstance(space, spaces.Discrete):
-        return EnvSpec(int(np.prod(obs_shape)), True, int(space.n), None, None)
+        return EnvSpec(int(np.prod(obs_shape)), True, int(space.n), None, None, obs_shape)
     dim = int(space.shape[0])
     low = np.broadcast_to(np.asarray(space.low, np.float32), (dim,))
     high = np.broadcast_to(np.asarray(space.high, np.float32), (dim,))
-    return EnvSpec(int(np.prod(obs_shape)), False, dim, low, high)
+    return EnvSpec(int(np.prod(obs_shape)), False, dim, low, high, obs_shape)
 
 
 def _flat(obs: jax.Array, batch: int) -> jax.Array:

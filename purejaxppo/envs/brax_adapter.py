@@ -1,0 +1,161 @@
+"""Brax environments behind the gymnax `Environment` API (`env="brax/<name>"`).
+
+The wrapper exposes Brax's raw, un-wrapped env: `step_env` advances one agent step
+(`action_repeat` physics steps with the same action) and reports Brax's `done` as a
+true termination; `is_truncated` applies the time limit. Auto-reset then happens in
+our own vectorised step (`gymnax_adapter.step_envs`), which keeps the pre-reset
+observation for bootstrapping a truncated episode (Brax's AutoResetWrapper replaces it
+with the reset observation, and resets every episode to the same cached state) and
+draws a fresh random initial state for every new episode.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import warnings
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+from gymnax.environments import spaces
+from gymnax.environments.environment import Environment
+
+BRAX_PREFIX = "brax/"
+BRAX_ENVS = (
+    "ant",
+    "halfcheetah",
+    "hopper",
+    "humanoid",
+    "humanoidstandup",
+    "inverted_pendulum",
+    "inverted_double_pendulum",
+    "pusher",
+    "reacher",
+    "swimmer",
+    "walker2d",
+)
+# Envs whose Brax implementation supports only the generalized pipeline.
+_GENERALIZED_ONLY = ("swimmer",)
+DEFAULT_EPISODE_LENGTH = 1000
+
+
+@struct.dataclass
+class BraxParams:
+    max_steps_in_episode: int = DEFAULT_EPISODE_LENGTH
+
+
+@struct.dataclass
+class BraxEnvState:
+    inner: Any  # brax.envs.base.State
+    time: jax.Array  # int32: agent steps taken in this episode
+
+
+class BraxEnv(Environment):
+    """One Brax environment (unbatched), gymnax-style. Actions lie in [-1, 1]^A (Brax's
+    convention: each env maps them to its actuators' control range)."""
+
+    def __init__(self, name: str, backend: str = "auto", action_repeat: int = 1):
+        super().__init__()
+        if backend == "auto":
+            backend = "generalized" if name in _GENERALIZED_ONLY else "positional"
+        self.env_name = name
+        self.backend = backend
+        self.action_repeat = int(action_repeat)
+        self.brax_env = _brax_env(name, backend)
+
+    # Hashable by what defines it, so configs naming the same env compare equal.
+    def __eq__(self, other):
+        return isinstance(other, BraxEnv) and self._key() == other._key()
+
+    def __hash__(self):
+        return hash(self._key())
+
+    def _key(self):
+        return (self.env_name, self.backend, self.action_repeat)
+
+    def __repr__(self):
+        return f"BraxEnv({self.env_name!r}, backend={self.backend!r}, action_repeat={self.action_repeat})"
+
+    @property
+    def name(self) -> str:
+        return f"{BRAX_PREFIX}{self.env_name}"
+
+    @property
+    def default_params(self) -> BraxParams:
+        return BraxParams()
+
+    def reset_env(self, key: jax.Array, params: BraxParams):
+        inner = self.brax_env.reset(_legacy(key))
+        return inner.obs, BraxEnvState(inner=inner, time=jnp.zeros((), jnp.int32))
+
+    def step_env(self, key: jax.Array, state: BraxEnvState, action: jax.Array, params):
+        del key  # Brax dynamics are deterministic given the state
+
+        def physics_step(carry, _):
+            inner, total, done = carry
+            nxt = self.brax_env.step(inner, action)
+            # Once the episode has terminated inside the repeat, freeze it there.
+            inner = jax.tree.map(lambda new, old: jnp.where(done, old, new), nxt, inner)
+            total = total + jnp.where(done, 0.0, nxt.reward)
+            return (inner, total, jnp.logical_or(done, nxt.done > 0.5)), None
+
+        init = (state.inner, jnp.zeros((), jnp.float32), jnp.zeros((), bool))
+        if self.action_repeat == 1:
+            (inner, reward, terminated), _ = physics_step(init, None)
+        else:
+            (inner, reward, terminated), _ = jax.lax.scan(
+                physics_step, init, None, length=self.action_repeat
+            )
+        new_state = BraxEnvState(inner=inner, time=state.time + 1)
+        return inner.obs, new_state, reward, terminated, {}
+
+    def action_space(self, params=None) -> spaces.Box:
+        return spaces.Box(-1.0, 1.0, (self.brax_env.action_size,), jnp.float32)
+
+    def observation_space(self, params=None) -> spaces.Box:
+        return spaces.Box(-jnp.inf, jnp.inf, (self.brax_env.observation_size,), jnp.float32)
+
+
+def _legacy(key: jax.Array) -> jax.Array:
+    """Brax envs split raw uint32[2] keys."""
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        return jax.random.key_data(key)
+    return key
+
+
+@functools.cache
+def _brax_env(name: str, backend: str):
+    from brax import envs as brax_envs
+
+    with warnings.catch_warnings():
+        # Brax warns on every model load that its own pipelines are unmaintained.
+        warnings.simplefilter("ignore", UserWarning)
+        return brax_envs.get_environment(name, backend=backend)
+
+
+@functools.cache
+def make_brax_env(env_id: str, backend: str = "auto", action_repeat: int = 1) -> BraxEnv:
+    """The BraxEnv for "brax/<name>"; ValueError naming close matches for unknown names,
+    ImportError with the install hint when brax is missing."""
+    name = env_id[len(BRAX_PREFIX) :]
+    if name not in BRAX_ENVS:
+        close = difflib.get_close_matches(name, BRAX_ENVS, n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(BRAX_PREFIX + c for c in close)}?" if close else ""
+        raise ValueError(
+            f"Config.env={env_id!r}: not a Brax environment{hint} "
+            f"(known: {', '.join(BRAX_ENVS)})"
+        )
+    if backend != "auto" and name in _GENERALIZED_ONLY and backend != "generalized":
+        raise ValueError(
+            f"Config.brax_backend={backend!r}: Brax's {name} supports only the "
+            "'generalized' backend (or use 'auto')"
+        )
+    try:
+        import brax  # noqa: F401
+    except ImportError:
+        raise ImportError(
+            f"Config.env={env_id!r} needs Brax: pip install 'purejaxppo[brax]'"
+        ) from None
+    return BraxEnv(name, backend, action_repeat)
