@@ -124,9 +124,7 @@ class TanhGaussian(NamedTuple):
         std = jnp.broadcast_to(jnp.exp(self.log_std), self.mean.shape)
         nodes = self.mean[..., None] + math.sqrt(2.0) * std[..., None] * _GH_NODES
         expected_log_det = jnp.sum(_log_dtanh(nodes) * _GH_WEIGHTS, axis=-1)  # [..., D]
-        return self._gaussian.entropy() + jnp.sum(
-            expected_log_det + self._log_half_range, axis=-1
-        )
+        return self._gaussian.entropy() + jnp.sum(expected_log_det + self._log_half_range, axis=-1)
 
     def sample(self, key: jax.Array) -> jax.Array:
         """A pre-squash sample u (apply `squash` for the env action)."""

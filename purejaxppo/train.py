@@ -12,8 +12,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from purejaxppo.advantages import compute_gae, explained_variance
 from purejaxppo import normalize as norm
+from purejaxppo.advantages import compute_gae, explained_variance
 from purejaxppo.config import Config, env_options
 from purejaxppo.envs import env_spec, reset_envs, resolve_env
 from purejaxppo.losses import Batch

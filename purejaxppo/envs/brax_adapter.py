@@ -76,7 +76,10 @@ class BraxEnv(Environment):
         return (self.env_name, self.backend, self.action_repeat)
 
     def __repr__(self):
-        return f"BraxEnv({self.env_name!r}, backend={self.backend!r}, action_repeat={self.action_repeat})"
+        return (
+            f"BraxEnv({self.env_name!r}, backend={self.backend!r}, "
+            f"action_repeat={self.action_repeat})"
+        )
 
     @property
     def name(self) -> str:
@@ -144,8 +147,7 @@ def make_brax_env(env_id: str, backend: str = "auto", action_repeat: int = 1) ->
         close = difflib.get_close_matches(name, BRAX_ENVS, n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(BRAX_PREFIX + c for c in close)}?" if close else ""
         raise ValueError(
-            f"Config.env={env_id!r}: not a Brax environment{hint} "
-            f"(known: {', '.join(BRAX_ENVS)})"
+            f"Config.env={env_id!r}: not a Brax environment{hint} (known: {', '.join(BRAX_ENVS)})"
         )
     if backend != "auto" and name in _GENERALIZED_ONLY and backend != "generalized":
         raise ValueError(

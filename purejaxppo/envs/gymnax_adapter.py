@@ -117,9 +117,7 @@ def resolve_env(
 
 def env_spec(env: Any, params: Any) -> EnvSpec:
     """Observation size and action space of `env` (no FLOPs: uses eval_shape)."""
-    obs_shape = tuple(
-        jax.eval_shape(lambda k: env.reset(k, params)[0], jax.random.key(0)).shape
-    )
+    obs_shape = tuple(jax.eval_shape(lambda k: env.reset(k, params)[0], jax.random.key(0)).shape)
     space = env.action_space(params)
     if isinstance(space, spaces.Discrete):
         return EnvSpec(int(np.prod(obs_shape)), True, int(space.n), None, None, obs_shape)
