@@ -103,6 +103,9 @@ class Config:
     # ---- static: network -----------------------------------------------------------
     hidden_sizes: tuple[int, ...] = (64, 64)
     """Hidden layer widths of the actor and of the critic (or of the shared torso)."""
+    critic_hidden_sizes: tuple[int, ...] | None = None
+    """Hidden widths of the critic when it differs from the actor (separate torsos
+    only); None uses hidden_sizes."""
     activation: str = "tanh"
     """Hidden activation: one of tanh, relu, gelu, silu, elu, leaky_relu."""
     shared_torso: bool = False
@@ -157,6 +160,8 @@ class Config:
             object.__setattr__(self, "total_timesteps", int(total))
         if isinstance(self.hidden_sizes, list):
             object.__setattr__(self, "hidden_sizes", tuple(self.hidden_sizes))
+        if isinstance(self.critic_hidden_sizes, list):
+            object.__setattr__(self, "critic_hidden_sizes", tuple(self.critic_hidden_sizes))
         for name in TRACED_FIELDS:
             object.__setattr__(self, name, _canonical_traced(name, getattr(self, name)))
         _check_traced_shapes(self)
@@ -186,6 +191,24 @@ class Config:
     def replace(self, **changes) -> Config:
         """A validated copy with `changes` applied."""
         return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> Config:
+        """Tuned settings for a named env ("CartPole-v1", "Breakout-MinAtar",
+        "brax/hopper", ...), with any field overridden by keyword. The source of each
+        preset is in `purejaxppo.presets.PRESETS[name].source`."""
+        from purejaxppo.presets import PRESETS
+
+        if name not in PRESETS:
+            close = difflib.get_close_matches(str(name), PRESETS, n=3, cutoff=0.5)
+            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+            raise ValueError(
+                f"Config.preset({name!r}): no such preset{hint} (available: {', '.join(PRESETS)})"
+            )
+        unknown = [k for k in overrides if k not in _FIELD_NAMES]
+        if unknown:
+            raise TypeError(f"Config.preset({name!r}): unknown Config fields {unknown}")
+        return cls(**{"env": name, **PRESETS[name].fields, **overrides})
 
     @classmethod
     def sweep(cls, base: Config, **grids: Sequence[float]) -> Config:
@@ -320,12 +343,20 @@ def _validate_static(c: Config) -> None:
         )
     if t > 2**31 - 1:
         raise ValueError(f"Config.total_timesteps={t}: must be < 2**31 (int32 step counters)")
-    hs = c.hidden_sizes
-    if not isinstance(hs, tuple) or not all(
-        isinstance(h, int | np.integer) and not isinstance(h, bool) and h > 0 for h in hs
-    ):
+    for name in ("hidden_sizes", "critic_hidden_sizes"):
+        hs = getattr(c, name)
+        if hs is None and name == "critic_hidden_sizes":
+            continue
+        if not isinstance(hs, tuple) or not all(
+            isinstance(h, int | np.integer) and not isinstance(h, bool) and h > 0 for h in hs
+        ):
+            raise ValueError(
+                f"Config.{name}={hs!r}: must be a tuple of positive integers, e.g. (64, 64)"
+            )
+    if c.critic_hidden_sizes is not None and c.shared_torso:
         raise ValueError(
-            f"Config.hidden_sizes={hs!r}: must be a tuple of positive integers, e.g. (64, 64)"
+            f"Config.critic_hidden_sizes={c.critic_hidden_sizes!r}: needs separate torsos "
+            "(shared_torso=False); a shared torso has one set of widths, hidden_sizes"
         )
     if c.activation not in ACTIVATIONS:
         close = difflib.get_close_matches(str(c.activation), ACTIVATIONS, n=1)
@@ -385,6 +416,7 @@ def _flatten(c: Config):
     return tuple(getattr(c, n) for n in TRACED_FIELDS), static
 
 
+_FIELD_NAMES = tuple(f.name for f in dataclasses.fields(Config))
 _STATIC_NAMES = tuple(f.name for f in dataclasses.fields(Config) if f.name not in TRACED_FIELDS)
 
 

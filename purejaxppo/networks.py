@@ -91,6 +91,7 @@ class ActorCritic(nn.Module):
     hidden_sizes: tuple[int, ...] = (64, 64)
     activation: str = "tanh"
     shared_torso: bool = False
+    critic_hidden_sizes: tuple[int, ...] | None = None  # None: same as hidden_sizes
     continuous_dist: str = "gaussian"  # or "tanh_gaussian"
     action_low: tuple[float, ...] | None = None  # bounds, used by tanh_gaussian
     action_high: tuple[float, ...] | None = None
@@ -100,7 +101,7 @@ class ActorCritic(nn.Module):
             self.torso = MLP(self.hidden_sizes, self.activation)
         else:
             self.actor_torso = MLP(self.hidden_sizes, self.activation)
-            self.critic_torso = MLP(self.hidden_sizes, self.activation)
+            self.critic_torso = MLP(self.critic_hidden_sizes or self.hidden_sizes, self.activation)
         self.policy_head = nn.Dense(
             self.action_dim,
             kernel_init=orthogonal(0.01),
@@ -147,6 +148,7 @@ def make_network(config: Config, spec: EnvSpec) -> ActorCritic:
         hidden_sizes=config.hidden_sizes,
         activation=config.activation,
         shared_torso=config.shared_torso,
+        critic_hidden_sizes=config.critic_hidden_sizes,
         continuous_dist=config.continuous_dist,
         action_low=None if spec.discrete else tuple(float(x) for x in spec.action_low),
         action_high=None if spec.discrete else tuple(float(x) for x in spec.action_high),

@@ -156,3 +156,66 @@ def test_sample_rows_statistics():
     assert x.shape == (n, 1)
     np.testing.assert_allclose(x.mean(), 3.0, atol=0.02)
     np.testing.assert_allclose(x.std(), 0.5, rtol=0.03)
+
+
+# ---- tanh-squashed Gaussian --------------------------------------------------------------
+
+
+def _tanh_dist(mean, log_std, low=-1.0, high=1.0):
+    from purejaxppo import TanhGaussian
+
+    d = np.shape(mean)[-1]
+    return TanhGaussian(
+        jnp.asarray(mean, jnp.float32),
+        jnp.asarray(log_std, jnp.float32),
+        jnp.full((d,), low, jnp.float32),
+        jnp.full((d,), high, jnp.float32),
+    )
+
+
+@pytest.mark.parametrize(("low", "high"), [(-1.0, 1.0), (-2.0, 2.0), (0.0, 3.0)])
+def test_tanh_gaussian_log_prob_is_the_density_of_the_squashed_action(low, high):
+    """exp(log_prob(u)) against a finite-difference density of y = squash(u) computed
+    from the Gaussian CDF: P(y in [y0 - h, y0 + h]) / 2h."""
+    from scipy.stats import norm as normal
+
+    mean, std = 0.3, 0.8
+    dist = _tanh_dist([[mean]], [math.log(std)], low, high)
+    half = 0.5 * (high - low)
+    for u in (-2.0, -0.5, 0.0, 0.7, 1.5):
+        y = low + (math.tanh(u) + 1.0) * half
+        h = 1e-4 * half
+
+        def pre(yv):  # inverse of the squash
+            return math.atanh((yv - low) / half - 1.0)
+
+        prob = normal.cdf(pre(y + h), mean, std) - normal.cdf(pre(y - h), mean, std)
+        numeric = prob / (2 * h)
+        ours = float(jnp.exp(dist.log_prob(jnp.array([[u]])))[0])
+        np.testing.assert_allclose(ours, numeric, rtol=1e-3)
+
+
+def test_tanh_gaussian_log_prob_stable_when_saturated():
+    dist = _tanh_dist([[0.0]], [0.0])
+    lp = dist.log_prob(jnp.array([[30.0]]))  # tanh(30) == 1.0 in float32
+    # Gaussian part -0.5*900 - 0.919; log(1 - tanh^2) ~ log 4 - 60.
+    expected = -450.0 - 0.5 * math.log(2 * math.pi) - (math.log(4.0) - 60.0)
+    np.testing.assert_allclose(float(lp[0]), expected, rtol=1e-5)
+
+
+def test_tanh_gaussian_entropy_against_monte_carlo():
+    mean = np.array([[0.0, 1.5, -0.7]], np.float32)
+    log_std = np.array([0.0, -1.0, 0.5], np.float32)
+    dist = _tanh_dist(mean, log_std, -2.0, 2.0)
+    u = mean + np.exp(log_std) * np.random.default_rng(0).normal(size=(400_000, 3))
+    mc = -float(jnp.mean(dist.log_prob(jnp.asarray(u, jnp.float32))))
+    np.testing.assert_allclose(float(dist.entropy()[0]), mc, atol=5e-3)
+
+
+def test_tanh_gaussian_squash_maps_into_bounds_and_kl_is_the_gaussians():
+    dist = _tanh_dist([[0.0, 2.0]], [0.0, 0.0], -3.0, 1.0)
+    y = dist.squash(jnp.array([[-50.0, 0.0], [50.0, 0.0]]))
+    np.testing.assert_allclose(y, [[-3.0, -1.0], [1.0, -1.0]], atol=1e-6)
+    other = _tanh_dist([[0.5, 1.0]], [0.3, -0.2], -3.0, 1.0)
+    gauss = DiagGaussian(dist.mean, dist.log_std).kl(DiagGaussian(other.mean, other.log_std))
+    np.testing.assert_allclose(dist.kl(other), gauss, rtol=1e-6)

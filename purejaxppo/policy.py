@@ -1,0 +1,167 @@
+"""Acting with a trained policy: `make_policy` and `evaluate`.
+
+Both read the observation statistics from the train state and normalise exactly as
+the rollout does (`rollout.observe`), so a policy acts on raw env observations.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from purejaxppo import normalize as norm
+from purejaxppo.config import Config
+from purejaxppo.distributions import env_action, sample_rows
+from purejaxppo.envs import reset_envs, split_step_keys, step_envs
+from purejaxppo.rollout import observe
+from purejaxppo.train import as_key, make_setup
+from purejaxppo.types import TrainState
+
+
+class EvalResult(NamedTuple):
+    """Per-episode results of `evaluate`."""
+
+    returns: jax.Array  # [num_episodes] float32: undiscounted env reward (unscaled)
+    lengths: jax.Array  # [num_episodes] int32
+
+
+def _single(config: Config, what: str) -> None:
+    if config.batch_shape != ():
+        raise ValueError(
+            f"{what}: config is a batch of {config.batch_shape[0]} configs; pass one "
+            "(config.unstack()[i]) with the matching state"
+        )
+
+
+def _policy_fn(config: Config, deterministic: bool):
+    """act(params, obs_stats, obs [N, obs_dim], keys [N]) -> env actions [N, ...]."""
+    setup = make_setup(config)
+    spec = setup.spec
+
+    def act(params, obs_stats, obs, keys):
+        dist = setup.network.apply(params, observe(config, obs_stats, obs), method="policy")
+        action = dist.mode() if deterministic else sample_rows(dist, keys)
+        action = env_action(dist, action)
+        if not spec.discrete:
+            action = jnp.clip(action, spec.action_low, spec.action_high)
+        return action
+
+    return act, spec
+
+
+def make_policy(
+    config: Config, state: TrainState, deterministic: bool = False
+) -> Callable[[jax.Array, jax.Array | None], jax.Array]:
+    """A pure, jittable `act(obs, key=None) -> action` for the policy in `state`.
+
+    obs: one raw observation (the env's shape, or flattened) or a batch of them with a
+    leading axis; the action is what the env takes (int for discrete, clipped or
+    squashed into the bounds for continuous). Observation normalisation uses
+    `state.obs_stats`. `key` is needed unless deterministic (the mode is used then).
+    """
+    _single(config, "make_policy")
+    act_rows, spec = _policy_fn(config, deterministic)
+    params, obs_stats = state.params, state.obs_stats
+    single_shapes = {tuple(spec.obs_shape), (spec.obs_dim,)}
+
+    def act(obs: jax.Array, key: jax.Array | None = None) -> jax.Array:
+        obs = jnp.asarray(obs, jnp.float32)
+        batched = tuple(obs.shape) not in single_shapes
+        rows = obs.reshape((-1 if batched else 1, spec.obs_dim))
+        if key is None:
+            if not deterministic:
+                raise ValueError("make_policy(deterministic=False): act(obs, key) needs a key")
+            keys = jax.random.split(jax.random.key(0), rows.shape[0])  # unused by the mode
+        else:
+            keys = jax.random.split(as_key(key), rows.shape[0])
+        action = act_rows(params, obs_stats, rows, keys)
+        return action if batched else action[0]
+
+    return act
+
+
+def evaluate(
+    config: Config,
+    state: TrainState,
+    key: jax.Array,
+    num_episodes: int = 10,
+    deterministic: bool = True,
+) -> EvalResult:
+    """Run `num_episodes` episodes in parallel on fresh env instances (reset from `key`,
+    independent of the training envs) and return their returns and lengths.
+
+    Jitted; the same key gives the same result. Episodes end at termination or at the
+    env's time limit (Config.episode_length or the env's own).
+    """
+    _single(config, "evaluate")
+    if isinstance(num_episodes, bool) or not isinstance(num_episodes, int) or num_episodes <= 0:
+        raise ValueError(f"evaluate: num_episodes={num_episodes!r} must be a positive integer")
+    return _evaluate(
+        config, state.params, state.obs_stats, as_key(key), num_episodes, deterministic
+    )
+
+
+class _EvalCarry(NamedTuple):
+    env_state: Any
+    obs: jax.Array
+    returns: jax.Array
+    lengths: jax.Array
+    finished: jax.Array
+    key: jax.Array
+    step: jax.Array
+
+
+@functools.partial(jax.jit, static_argnums=(4, 5))
+def _evaluate(
+    config: Config,
+    params: Any,
+    obs_stats: norm.RunningStats,
+    key: jax.Array,
+    num_episodes: int,
+    deterministic: bool,
+) -> EvalResult:
+    setup = make_setup(config)
+    act, spec = _policy_fn(config, deterministic)
+    max_steps = getattr(setup.env_params, "max_steps_in_episode", None)
+    reset_key, loop_key = jax.random.split(key)
+    obs, env_state = reset_envs(
+        setup.env, setup.env_params, jax.random.split(reset_key, num_episodes)
+    )
+
+    def not_done(c: _EvalCarry):
+        running = ~jnp.all(c.finished)
+        return running if max_steps is None else running & (c.step <= max_steps)
+
+    def eval_step(c: _EvalCarry) -> _EvalCarry:
+        key, act_key, env_key = jax.random.split(c.key, 3)
+        action = act(params, obs_stats, c.obs, jax.random.split(act_key, num_episodes))
+        env_keys = split_step_keys(jax.random.split(env_key, num_episodes))
+        # step_envs clips continuous actions again at the env boundary: a no-op here.
+        out = step_envs(setup.env, setup.env_params, spec, env_keys, c.env_state, action)
+        live = ~c.finished
+        done = jnp.logical_or(out.terminated, out.truncated)
+        return _EvalCarry(
+            env_state=out.env_state,
+            obs=out.obs,
+            returns=c.returns + jnp.where(live, out.reward, 0.0),
+            lengths=c.lengths + live.astype(jnp.int32),
+            finished=c.finished | done,
+            key=key,
+            step=c.step + 1,
+        )
+
+    init = _EvalCarry(
+        env_state=env_state,
+        obs=obs,
+        returns=jnp.zeros(num_episodes, jnp.float32),
+        lengths=jnp.zeros(num_episodes, jnp.int32),
+        finished=jnp.zeros(num_episodes, bool),
+        key=loop_key,
+        step=jnp.zeros((), jnp.int32),
+    )
+    final = jax.lax.while_loop(not_done, eval_step, init)
+    return EvalResult(final.returns, final.lengths)

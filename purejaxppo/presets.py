@@ -1,0 +1,219 @@
+"""Named, sourced settings for `Config.preset(name)`.
+
+Each entry lists only the fields that differ from `Config`'s defaults, and says where
+they come from. Converting Brax's own PPO settings: Brax collects
+U = batch_size * num_minibatches / num_envs unrolls of unroll_length per env per
+update, so our num_steps = unroll_length * U, num_minibatches and update_epochs
+(= num_updates_per_batch) carry over, and total_timesteps = num_timesteps /
+action_repeat (we count agent steps). Brax's reward_scaling is our reward_scale;
+its defaults (clip 0.3, no gradient or value clipping, constant lr, Adam eps 1e-8,
+tanh-squashed Gaussian with initial std ~0.69, swish = silu, policy 32x4 / value
+256x5, observation normalisation) are applied to every Brax-sourced entry. Two
+differences remain: Brax computes GAE per unroll segment inside the loss with fresh
+values, and shuffles whole segments; we compute GAE once over the rollout.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+
+class Preset(NamedTuple):
+    fields: dict[str, Any]
+    source: str
+
+
+_GYMNAX_BLINES = "gymnax-blines agents/{}/ppo.yaml (RobertTLange/gymnax-blines)"
+
+# Shared by every MinAtar entry: the gymnax-blines files are identical apart from the
+# env name (flattened observations into a 256-256 relu MLP, constant lr).
+_MINATAR = {
+    "num_envs": 64,
+    "num_steps": 128,
+    "num_minibatches": 8,
+    "update_epochs": 4,
+    "total_timesteps": 10_000_000,
+    "hidden_sizes": (256, 256),
+    "activation": "relu",
+    "lr": 5e-4,
+    "anneal_lr": False,
+    "gamma": 0.999,
+    "gae_lambda": 0.95,
+    "ent_coef": 0.01,
+    "max_grad_norm": 0.5,
+}
+
+# Brax's PPO defaults (brax/training/agents/ppo/{train,networks}.py, brax 0.14.2).
+_BRAX_DEFAULTS = {
+    "clip_eps": 0.3,
+    "gae_lambda": 0.95,
+    "vf_coef": 0.5,
+    "max_grad_norm": float("inf"),
+    "clip_value_loss": False,
+    "anneal_lr": False,
+    "adam_eps": 1e-8,
+    "hidden_sizes": (32, 32, 32, 32),
+    "critic_hidden_sizes": (256, 256, 256, 256, 256),
+    "activation": "silu",
+    "continuous_dist": "tanh_gaussian",
+    "log_std_init": -0.37,  # softplus(0) + 0.001 = 0.694, Brax's initial std
+    "normalize_obs": True,
+}
+_BRAX_COLAB = (
+    "Brax training colab train_fn settings (google/brax notebooks/training.ipynb), "
+    "converted as described in purejaxppo/presets.py, with Brax's PPO defaults"
+)
+
+
+def _brax(num_envs, unroll, batch, minibatches, epochs, steps, lr, ent, gamma, scale, repeat=1):
+    per_env_unrolls = batch * minibatches // num_envs
+    return Preset(
+        {
+            **_BRAX_DEFAULTS,
+            "num_envs": num_envs,
+            "num_steps": unroll * per_env_unrolls,
+            "num_minibatches": minibatches,
+            "update_epochs": epochs,
+            "total_timesteps": steps // repeat,
+            "lr": lr,
+            "ent_coef": ent,
+            "gamma": gamma,
+            "reward_scale": scale,
+            "action_repeat": repeat,
+        },
+        _BRAX_COLAB,
+    )
+
+
+# rejax's tuned Brax PPO (keraJLi/rejax configs/brax/<env>.yaml): 64-64 tanh, clipped
+# Gaussian, constant lr, clip 0.2, value clip 0.2, ent 0.01, observation normalisation.
+_REJAX_BRAX = {
+    "hidden_sizes": (64, 64),
+    "activation": "tanh",
+    "anneal_lr": False,
+    "clip_eps": 0.2,
+    "vf_clip_eps": 0.2,
+    "ent_coef": 0.01,
+    "vf_coef": 0.5,
+    "normalize_obs": True,
+}
+
+
+def _rejax(num_envs, steps, minibatches, epochs, total, lr, gamma, lam, grad_norm, env):
+    return Preset(
+        {
+            **_REJAX_BRAX,
+            "num_envs": num_envs,
+            "num_steps": steps,
+            "num_minibatches": minibatches,
+            "update_epochs": epochs,
+            "total_timesteps": total,
+            "lr": lr,
+            "gamma": gamma,
+            "gae_lambda": lam,
+            "max_grad_norm": grad_norm,
+        },
+        f"rejax configs/brax/{env}.yaml, tuned PPO section (keraJLi/rejax)",
+    )
+
+
+PRESETS: dict[str, Preset] = {
+    # ---- gymnax classic control ------------------------------------------------------
+    "CartPole-v1": Preset(
+        {},  # the defaults are these settings
+        "PureJaxRL purejaxrl/ppo.py (= CleanRL ppo.py CartPole settings)",
+    ),
+    "Acrobot-v1": Preset(
+        {
+            "num_envs": 16,
+            "num_steps": 32,
+            "num_minibatches": 4,
+            "update_epochs": 4,
+            "total_timesteps": 500_000,
+            "activation": "relu",
+            "lr": 5e-4,
+            "anneal_lr": False,
+            "max_grad_norm": 1.0,
+        },
+        _GYMNAX_BLINES.format("Acrobot-v1"),
+    ),
+    "MountainCar-v0": Preset(
+        {
+            "num_envs": 16,
+            "num_steps": 32,
+            "num_minibatches": 4,
+            "update_epochs": 64,
+            "total_timesteps": 500_000,
+            "activation": "relu",
+            # The source warms lr from 5e-3 down to 5e-4 over its first 25k optimizer
+            # steps; a constant 5e-4 is the part of that schedule we can express.
+            "lr": 5e-4,
+            "anneal_lr": False,
+            "ent_coef": 0.003,
+            "max_grad_norm": 1.0,
+        },
+        _GYMNAX_BLINES.format("MountainCar-v0") + " (lr warm-up dropped)",
+    ),
+    "MountainCarContinuous-v0": Preset(
+        {
+            "num_envs": 32,
+            "num_steps": 16,
+            "num_minibatches": 4,
+            "update_epochs": 4,
+            "total_timesteps": 1_000_000,
+            "activation": "relu",
+            "lr": 5e-4,
+            "anneal_lr": False,
+            "max_grad_norm": 1.0,
+            "log_std_init": -0.37,  # the source's initial std softplus(0) + 0.001
+        },
+        _GYMNAX_BLINES.format("MountainCarContinuous-v0"),
+    ),
+    "Pendulum-v1": Preset(
+        {
+            "num_envs": 100,
+            "num_steps": 100,
+            "num_minibatches": 10,
+            "update_epochs": 10,
+            "total_timesteps": 1_000_000,
+            "activation": "silu",
+            "lr": 1e-3,
+            "anneal_lr": False,
+            "gamma": 0.995,
+            "ent_coef": 0.0,
+            "max_grad_norm": 10.0,
+            "normalize_obs": True,
+        },
+        "rejax configs/gymnax/pendulum.yaml (keraJLi/rejax) with a 1e6-step budget; "
+        "checked here by benchmarks/pendulum.py",
+    ),
+    # ---- gymnax MinAtar ------------------------------------------------------------------
+    **{
+        name: Preset(dict(_MINATAR), _GYMNAX_BLINES.format(name))
+        for name in (
+            "Asterix-MinAtar",
+            "Breakout-MinAtar",
+            "Freeway-MinAtar",
+            "Seaquest-MinAtar",
+            "SpaceInvaders-MinAtar",
+        )
+    },
+    # ---- Brax ------------------------------------------------------------------------
+    # (num_envs, unroll_length, batch_size, num_minibatches, num_updates_per_batch,
+    #  num_timesteps, learning_rate, entropy_cost, discounting, reward_scaling[, repeat])
+    "brax/inverted_pendulum": _brax(2048, 5, 1024, 32, 4, 2_000_000, 3e-4, 1e-2, 0.97, 10.0),
+    "brax/inverted_double_pendulum": _brax(
+        2048, 5, 1024, 32, 4, 20_000_000, 3e-4, 1e-2, 0.97, 10.0
+    ),
+    "brax/ant": _brax(4096, 5, 2048, 32, 4, 50_000_000, 3e-4, 1e-2, 0.97, 10.0),
+    "brax/humanoid": _brax(2048, 10, 1024, 32, 8, 50_000_000, 3e-4, 1e-3, 0.97, 0.1),
+    "brax/humanoidstandup": _brax(2048, 15, 1024, 32, 8, 100_000_000, 6e-4, 1e-2, 0.97, 0.1),
+    "brax/reacher": _brax(2048, 50, 256, 32, 8, 50_000_000, 3e-4, 1e-3, 0.95, 5.0, repeat=4),
+    "brax/halfcheetah": _brax(2048, 20, 512, 32, 8, 50_000_000, 3e-4, 1e-3, 0.95, 1.0),
+    "brax/pusher": _brax(2048, 30, 512, 16, 8, 50_000_000, 3e-4, 1e-2, 0.95, 5.0),
+    # The colab trains hopper and walker2d with SAC and has no swimmer: rejax's tuned PPO.
+    # (num_envs, num_steps, minibatches, epochs, total, lr, gamma, gae_lambda, grad norm)
+    "brax/hopper": _rejax(32, 32, 2, 9, 5_242_880, 2.5674e-4, 0.995, 0.95, 1.0, "hopper"),
+    "brax/walker2d": _rejax(32, 32, 2, 2, 5_242_880, 1.7203e-3, 0.99, 0.8, 5.0, "walker2d"),
+    "brax/swimmer": _rejax(128, 64, 8, 7, 5_242_880, 2.8908e-3, 0.98, 0.99, 0.5, "swimmer"),
+}
