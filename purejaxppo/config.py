@@ -390,7 +390,15 @@ def _validate_static(c: Config) -> None:
     # also checks that its action space is one we support.
     from purejaxppo.envs import resolve_env
 
-    resolve_env(c.env, c.env_params, **env_options(c))
+    env, params = resolve_env(c.env, c.env_params, **env_options(c))
+    space = env.action_space(params)
+    if c.continuous_dist == "tanh_gaussian" and hasattr(space, "low"):  # Box, not Discrete
+        bounds = np.concatenate([np.ravel(space.low), np.ravel(space.high)]).astype(float)
+        if not np.all(np.isfinite(bounds)):
+            raise ValueError(
+                f"Config.continuous_dist='tanh_gaussian': squashing needs finite action "
+                f"bounds, and env={c.env!r} has low={space.low!r}, high={space.high!r}"
+            )
     try:
         hash(c.env_params)
     except TypeError:

@@ -97,6 +97,10 @@ def test_bool_switch_must_be_bool():
         ("adam_eps", 0.0, "> 0"),
         ("vf_coef", -1.0, ">= 0"),
         ("ent_coef", float("nan"), "finite"),
+        ("obs_clip", 0.0, "> 0"),
+        ("reward_clip", -1.0, "> 0"),
+        ("reward_scale", 0.0, "> 0"),
+        ("reward_scale", float("inf"), "finite"),
     ],
 )
 def test_traced_rules(field, value, rule):
@@ -246,3 +250,45 @@ def test_stack_rejects_different_static_fields():
         Config.stack([Config(), Config(num_envs=8)])
     with raises(ValueError, "empty"):
         Config.stack([])
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"continuous_dist": "beta"}, "Config.continuous_dist='beta': must be one of"),
+        ({"brax_backend": "warp"}, "Config.brax_backend='warp': must be one of"),
+        ({"episode_length": 0}, "Config.episode_length=0: must be a positive integer or None"),
+        ({"action_repeat": 0}, "Config.action_repeat=0: must be a positive integer"),
+        ({"critic_hidden_sizes": (0,)}, "Config.critic_hidden_sizes=(0,): must be a tuple"),
+        (
+            {"critic_hidden_sizes": (8,), "shared_torso": True},
+            "Config.critic_hidden_sizes=(8,): needs separate torsos",
+        ),
+        ({"normalize_obs": 1}, "Config.normalize_obs=1: must be True or False"),
+    ],
+)
+def test_static_rules_of_env_and_policy_fields(changes, message):
+    with pytest.raises((ValueError, TypeError)) as info:
+        Config(**changes)
+    assert message in str(info.value)
+
+
+def test_episode_length_overrides_the_gymnax_time_limit():
+    import importlib
+
+    setup = importlib.import_module("purejaxppo.train").make_setup(Config(episode_length=50))
+    assert setup.env_params.max_steps_in_episode == 50
+
+
+def test_tanh_gaussian_needs_finite_bounds():
+    from gymnax.environments import spaces
+
+    from purejaxppo.envs.probes import ContinuousTargetAction
+
+    class Unbounded(ContinuousTargetAction):
+        def action_space(self, params=None):
+            return spaces.Box(-float("inf"), float("inf"), (1,))
+
+    env = Unbounded()
+    with pytest.raises(ValueError, match=r"Config.continuous_dist='tanh_gaussian'.*finite"):
+        Config(env=env, continuous_dist="tanh_gaussian")
