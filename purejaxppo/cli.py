@@ -48,7 +48,7 @@ def config_field_docs() -> dict[str, str]:
             and isinstance(nxt.value, ast.Constant)
             and isinstance(nxt.value.value, str)
         ):
-            docs[stmt.target.id] = inspect.cleandoc(nxt.value.value)
+            docs[stmt.target.id] = " ".join(inspect.cleandoc(nxt.value.value).split())
     return docs
 
 
