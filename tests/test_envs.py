@@ -4,6 +4,7 @@ import gymnax
 import jax
 import jax.numpy as jnp
 import numpy as np
+from conftest import assert_trees_equal
 
 from purejaxppo.envs import env_spec, reset_envs, split_step_keys, step_envs
 
@@ -32,3 +33,27 @@ def test_step_envs_matches_gymnax_step_through_resets():
         our_state = res.env_state
         ends += int(term.sum())
     assert ends > 5  # the comparison covered automatic resets
+
+
+def test_reset_only_when_any_env_ended_gives_the_same_transitions():
+    """The Brax path (`costly_reset`: resets skipped on steps where no env ended)
+    against the per-env select path, on CartPole with mixed ends and non-ends."""
+    env, params = gymnax.make("CartPole-v1")
+    costly, _ = gymnax.make("CartPole-v1")
+    costly.costly_reset = True
+    spec = env_spec(env, params)
+    _, state0 = reset_envs(env, params, jax.random.split(jax.random.key(0), 4))
+    actions = jax.random.bernoulli(jax.random.key(2), 0.8, (60, 4)).astype(jnp.int32)
+    keys = split_step_keys(jax.random.split(jax.random.key(1), (60, 4)))
+
+    def run(e):
+        def body(s, x):
+            out = step_envs(e, params, spec, x[0], s, x[1])
+            return out.env_state, out._replace(env_state=None)
+
+        return jax.jit(lambda s: jax.lax.scan(body, s, (keys, actions)))(state0)
+
+    (state_a, out_a), (state_b, out_b) = run(env), run(costly)
+    done = np.asarray(out_a.terminated | out_a.truncated)
+    assert done.any() and not done.any(axis=1).all()  # both branches were taken
+    assert_trees_equal((state_a, out_a), (state_b, out_b))

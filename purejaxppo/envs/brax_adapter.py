@@ -56,6 +56,9 @@ class BraxEnv(Environment):
     """One Brax environment (unbatched), gymnax-style. Actions lie in [-1, 1]^A (Brax's
     convention: each env maps them to its actuators' control range)."""
 
+    # Resetting builds a physics state: step_envs skips it on steps where no env ended.
+    costly_reset = True
+
     def __init__(self, name: str, backend: str = "auto", action_repeat: int = 1):
         super().__init__()
         if backend == "auto":

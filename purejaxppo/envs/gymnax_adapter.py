@@ -165,6 +165,31 @@ def _auto_reset_step(env: Any, params: Any, keys: jax.Array, state: Any, action:
     return obs, new_state, reward, terminated, truncated, obs_st
 
 
+def _step_then_reset_if_any(env: Any, params: Any, keys: jax.Array, state: Any, action):
+    """The same transition as `_auto_reset_step` over B envs, for envs whose reset is
+    expensive (Brax: building a physics state): the B resets run only when at least one
+    env finished, which for long episodes is a small fraction of steps. Same keys, same
+    result."""
+
+    def step_one(k, s, a):
+        obs, s_next, reward, terminated, _ = env.step_env(k, s, a, params)
+        return obs, s_next, reward, terminated, env.is_truncated(s_next, params)
+
+    obs_st, state_st, reward, terminated, truncated = jax.vmap(step_one)(keys[:, 0], state, action)
+    done = jnp.logical_or(terminated, truncated)
+
+    def reset_finished(_):
+        obs_re, state_re = jax.vmap(env.reset_env, in_axes=(0, None))(keys[:, 1], params)
+
+        def pick(r, s):
+            return jnp.where(done.reshape(done.shape + (1,) * (r.ndim - 1)), r, s)
+
+        return jax.tree.map(pick, obs_re, obs_st), jax.tree.map(pick, state_re, state_st)
+
+    obs, new_state = jax.lax.cond(jnp.any(done), reset_finished, lambda _: (obs_st, state_st), None)
+    return obs, new_state, reward, terminated, truncated, obs_st
+
+
 def step_envs(
     env: Any, params: Any, spec: EnvSpec, keys: jax.Array, state: Any, action: jax.Array
 ) -> StepResult:
@@ -177,7 +202,13 @@ def step_envs(
     if not spec.discrete:
         action = jnp.clip(action, spec.action_low, spec.action_high)
     batch = keys.shape[0]
-    if _uses_base_step(env):
+    if _uses_base_step(env) and getattr(env, "costly_reset", False):
+        if keys.ndim == 1:
+            keys = split_step_keys(keys)
+        obs, state, reward, terminated, truncated, final_obs = _step_then_reset_if_any(
+            env, params, keys, state, action
+        )
+    elif _uses_base_step(env):
         if keys.ndim == 1:
             keys = split_step_keys(keys)
         obs, state, reward, terminated, truncated, final_obs = jax.vmap(
