@@ -119,6 +119,9 @@ def test_inverted_pendulum_learns():
         lr=1e-3,
         ent_coef=0.0,
         normalize_obs=True,
+        # Values grow towards ~100 here; a 0.2 value clip per update holds the critic back
+        # and makes some seeds fall back after balancing (seen in the notebook's runs).
+        clip_value_loss=False,
     )
     out = jax.jit(purejaxppo.train)(config, jax.random.key(1))
     key = jax.random.key(7)
