@@ -51,9 +51,9 @@ def main() -> None:
         "preset_source": purejaxppo.presets.PRESETS["Pendulum-v1"].source,
         "total_timesteps": steps,
         "seeds": args.seeds,
-        "last10_return_per_seed": np.round(last10, 1).tolist(),
+        "last10_return_per_seed": [round(float(x), 1) for x in last10],
         "last10_return_mean": float(last10.mean()),
-        "eval_return_per_seed": np.round(eval_returns, 1).tolist(),
+        "eval_return_per_seed": [round(float(x), 1) for x in eval_returns],
         "eval_return_mean": float(eval_returns.mean()),
         # Mean over seeds and over each block of 10 updates (not every update ends an
         # episode: Pendulum episodes are 200 steps, rollouts 100).
