@@ -24,7 +24,7 @@ from typing import Annotated, Any
 import numpy as np
 import tyro
 
-from purejaxppo.config import TRACED_FIELDS, Config
+from purejaxppo.config import OPTIONAL_TRACED, TRACED_FIELDS, Config
 from purejaxppo.runner import nanmean, train_chunked
 
 # Config fields the command line cannot express (a Python object, not a flag).
@@ -84,6 +84,8 @@ _Int = Annotated[
 def _cli_type(name: str, hint: Any) -> Any:
     if name == "env":
         return str  # on the command line the env is a registered gymnax id
+    if name in OPTIONAL_TRACED:
+        return float | None
     if name in TRACED_FIELDS:
         return float
     if hint is int:

@@ -35,7 +35,16 @@ TRACED_FIELDS = (
     "obs_clip",
     "reward_clip",
     "reward_scale",
+    "clip_eps_final",
+    "kl_beta_init",
+    "kl_target",
+    "target_kl",
+    "lr_min",
+    "lr_max",
 )
+# Traced fields that may also be None, which switches their feature off. None is an empty
+# pytree node, so None versus a number is a static difference (another program).
+OPTIONAL_TRACED = ("target_kl",)
 
 # (rule text, predicate) for each traced field; checked elementwise on host values.
 _TRACED_RULES: dict[str, tuple[str, Any]] = {
@@ -52,7 +61,18 @@ _TRACED_RULES: dict[str, tuple[str, Any]] = {
     "obs_clip": ("must be > 0 (inf disables clipping)", lambda v: v > 0),
     "reward_clip": ("must be > 0 (inf disables clipping)", lambda v: v > 0),
     "reward_scale": ("must be finite and > 0", lambda v: np.isfinite(v) & (v > 0)),
+    "clip_eps_final": ("must be >= 0", lambda v: v >= 0),
+    "kl_beta_init": ("must be finite and > 0", lambda v: np.isfinite(v) & (v > 0)),
+    "kl_target": ("must be finite and > 0", lambda v: np.isfinite(v) & (v > 0)),
+    "target_kl": ("must be > 0 (None disables early stopping)", lambda v: v > 0),
+    "lr_min": ("must be finite and > 0", lambda v: np.isfinite(v) & (v > 0)),
+    "lr_max": ("must be finite and > 0", lambda v: np.isfinite(v) & (v > 0)),
 }
+
+OBJECTIVES = ("clip", "kl_penalty", "clip+kl_penalty")
+LR_SCHEDULES = ("constant", "linear", "adaptive_kl")
+CLIP_SCHEDULES = ("constant", "linear")
+ADVANTAGE_NORMS = ("minibatch", "batch", "off")
 
 CONTINUOUS_DISTS = ("gaussian", "tanh_gaussian")
 BRAX_BACKENDS = ("auto", "positional", "generalized", "spring", "mjx")
@@ -60,8 +80,6 @@ BRAX_BACKENDS = ("auto", "positional", "generalized", "spring", "mjx")
 _POSITIVE_INT_FIELDS = ("num_envs", "num_steps", "num_minibatches", "update_epochs")
 _BOOL_FIELDS = (
     "shared_torso",
-    "anneal_lr",
-    "normalize_advantages",
     "clip_value_loss",
     "normalize_obs",
     "normalize_reward",
@@ -112,10 +130,19 @@ class Config:
     """One torso with a policy head and a value head, instead of two separate MLPs."""
 
     # ---- static: switches ----------------------------------------------------------
-    anneal_lr: bool = True
-    """Anneal the learning rate linearly to 0 over the run (stepwise per update)."""
-    normalize_advantages: bool = True
-    """Normalise advantages to zero mean, unit std within each minibatch."""
+    objective: str = "clip"
+    """Policy objective: "clip" (PPO-Clip), "kl_penalty" (ratio * A - beta * KL(old || new)
+    with the PPO paper's adaptive beta) or "clip+kl_penalty" (both terms)."""
+    lr_schedule: str = "linear"
+    """Learning rate: "constant", "linear" (annealed to 0, stepwise per update) or
+    "adaptive_kl" (x or / 1.5 when the update's KL leaves [kl_target/2, 2*kl_target],
+    kept in [lr_min, lr_max])."""
+    clip_schedule: str = "constant"
+    """Clip range: "constant" or "linear" (from clip_eps at the first update to
+    clip_eps_final at the last)."""
+    advantage_norm: str = "minibatch"
+    """Advantage normalisation to zero mean, unit std: per "minibatch", over the whole
+    "batch" once per update, or "off"."""
     clip_value_loss: bool = True
     """Clip the value prediction to old_value +- vf_clip_eps (PPO2/CleanRL style)."""
     normalize_obs: bool = False
@@ -128,7 +155,7 @@ class Config:
 
     # ---- traced hyperparameters (vmappable) ----------------------------------------
     lr: float = 2.5e-4
-    """Adam learning rate (initial value when anneal_lr)."""
+    """Adam learning rate (the initial value under the linear and adaptive_kl schedules)."""
     gamma: float = 0.99
     """Discount factor, in [0, 1]."""
     gae_lambda: float = 0.95
@@ -153,6 +180,19 @@ class Config:
     """Clip scaled rewards to +-reward_clip (used when normalize_reward; inf: no clip)."""
     reward_scale: float = 1.0
     """Constant multiplier on the rewards the learner sees (after normalize_reward)."""
+    clip_eps_final: float = 0.0
+    """Clip range reached at the last update when clip_schedule="linear"."""
+    kl_beta_init: float = 1.0
+    """Initial KL-penalty coefficient beta (objectives with kl_penalty); adapted per update."""
+    kl_target: float = 0.01
+    """Target KL(old || new) per update for the adaptive beta and the adaptive_kl lr."""
+    target_kl: float | None = None
+    """KL early stopping: skip the rest of an update's minibatches and epochs once a
+    minibatch's approximate KL exceeds 1.5 * target_kl; None disables it."""
+    lr_min: float = 1e-6
+    """Lower bound of the adaptive_kl learning rate."""
+    lr_max: float = 1e-2
+    """Upper bound of the adaptive_kl learning rate."""
 
     def __post_init__(self):
         total = self.total_timesteps
@@ -276,7 +316,11 @@ def static_differences(a: Config, b: Config) -> list[str]:
     return [
         f.name
         for f in dataclasses.fields(Config)
-        if f.name not in TRACED_FIELDS and not _same(getattr(a, f.name), getattr(b, f.name))
+        if (f.name not in TRACED_FIELDS and not _same(getattr(a, f.name), getattr(b, f.name)))
+        or (
+            f.name in OPTIONAL_TRACED
+            and (getattr(a, f.name) is None) != (getattr(b, f.name) is None)
+        )
     ]
 
 
@@ -295,6 +339,8 @@ def _canonical_traced(name: str, value):
             f"Config.{name}={value!r}: a traced hyperparameter takes one number; to try "
             f"several use Config.sweep(config, {name}={list(value)!r})"
         )
+    if value is None and name in OPTIONAL_TRACED:
+        return None
     if isinstance(value, bool) or value is None:
         raise TypeError(f"Config.{name}={value!r}: must be a number")
     try:
@@ -311,7 +357,7 @@ def _canonical_traced(name: str, value):
 
 def _check_traced_shapes(c: Config) -> None:
     """All traced fields share one shape: () for a single config, (N,) for a batch."""
-    shapes = {n: np.shape(getattr(c, n)) for n in TRACED_FIELDS}
+    shapes = {n: np.shape(getattr(c, n)) for n in TRACED_FIELDS if getattr(c, n) is not None}
     if len(set(shapes.values())) > 1:
         name = next(n for n, s in shapes.items() if s != ())
         raise TypeError(
@@ -319,6 +365,12 @@ def _check_traced_shapes(c: Config) -> None:
             f"here (its shape {shapes[name]} does not match the other fields'); build "
             f"batched configs with Config.sweep(config, {name}=[...]) or Config.stack"
         )
+
+
+def _fmt(v) -> str:
+    """A float32 host value as the user would have typed it (0.1, not 0.10000000149)."""
+    arr = np.asarray(v)
+    return f"{float(arr):g}" if arr.ndim == 0 else str([float(f"{x:g}") for x in arr.ravel()])
 
 
 def _validate_static(c: Config) -> None:
@@ -369,6 +421,21 @@ def _validate_static(c: Config) -> None:
             f"Config.continuous_dist={c.continuous_dist!r}: must be one of "
             f"{', '.join(CONTINUOUS_DISTS)}"
         )
+    for name, allowed in (
+        ("objective", OBJECTIVES),
+        ("lr_schedule", LR_SCHEDULES),
+        ("clip_schedule", CLIP_SCHEDULES),
+        ("advantage_norm", ADVANTAGE_NORMS),
+    ):
+        v = getattr(c, name)
+        if v not in allowed:
+            close = difflib.get_close_matches(str(v), allowed, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"Config.{name}={v!r}: must be one of {', '.join(allowed)}{hint}")
+    lo, hi = c.lr_min, c.lr_max
+    if not isinstance(lo, jax.core.Tracer) and not isinstance(hi, jax.core.Tracer):
+        if np.any(np.asarray(lo) > np.asarray(hi)):
+            raise ValueError(f"Config.lr_min={_fmt(lo)}: must be <= lr_max={_fmt(hi)}")
     if c.brax_backend not in BRAX_BACKENDS:
         raise ValueError(
             f"Config.brax_backend={c.brax_backend!r}: must be one of {', '.join(BRAX_BACKENDS)}"

@@ -104,7 +104,8 @@ class TanhGaussian(NamedTuple):
     high: jax.Array  # [D]
 
     @property
-    def _gaussian(self) -> DiagGaussian:
+    def base(self) -> DiagGaussian:
+        """The Gaussian of the pre-squash variable."""
         return DiagGaussian(self.mean, self.log_std)
 
     @property
@@ -118,24 +119,24 @@ class TanhGaussian(NamedTuple):
     def log_prob(self, u: jax.Array) -> jax.Array:
         """u: [..., D] pre-squash sample -> log density of squash(u) [...]."""
         log_det = jnp.sum(_log_dtanh(u) + self._log_half_range, axis=-1)
-        return self._gaussian.log_prob(u) - log_det
+        return self.base.log_prob(u) - log_det
 
     def entropy(self) -> jax.Array:
         std = jnp.broadcast_to(jnp.exp(self.log_std), self.mean.shape)
         nodes = self.mean[..., None] + math.sqrt(2.0) * std[..., None] * _GH_NODES
         expected_log_det = jnp.sum(_log_dtanh(nodes) * _GH_WEIGHTS, axis=-1)  # [..., D]
-        return self._gaussian.entropy() + jnp.sum(expected_log_det + self._log_half_range, axis=-1)
+        return self.base.entropy() + jnp.sum(expected_log_det + self._log_half_range, axis=-1)
 
     def sample(self, key: jax.Array) -> jax.Array:
         """A pre-squash sample u (apply `squash` for the env action)."""
-        return self._gaussian.sample(key)
+        return self.base.sample(key)
 
     def mode(self) -> jax.Array:
         """The pre-squash mean (its squash is the usual deterministic action)."""
         return self.mean
 
     def kl(self, other: TanhGaussian) -> jax.Array:
-        return self._gaussian.kl(other._gaussian)
+        return self.base.kl(other.base)
 
 
 Distribution = Categorical | DiagGaussian | TanhGaussian

@@ -19,6 +19,15 @@ class Batch(NamedTuple):
     value: jax.Array  # [N] value predicted during the rollout
     advantages: jax.Array  # [N]
     returns: jax.Array  # [N] advantages + value (the value target)
+    old_dist: Any = None  # behaviour policy per row (objectives with a KL penalty), else None
+
+
+class StepSettings(NamedTuple):
+    """Per-update values that enter every minibatch step (traced scalars)."""
+
+    lr: jax.Array
+    clip_eps: jax.Array
+    beta: jax.Array  # KL-penalty coefficient
 
 
 def clipped_surrogate(ratio: jax.Array, advantages: jax.Array, clip_eps) -> jax.Array:
@@ -40,21 +49,56 @@ def value_loss(
     return 0.5 * jnp.mean(squared)
 
 
+def kl_penalized_surrogate(
+    ratio: jax.Array, advantages: jax.Array, kl: jax.Array, beta
+) -> jax.Array:
+    """PPO-Penalty policy loss: -mean(ratio * A) + beta * mean(KL(old || new))."""
+    return -jnp.mean(ratio * advantages) + beta * jnp.mean(kl)
+
+
 def normalize(x: jax.Array, eps: float = 1e-8) -> jax.Array:
     return (x - x.mean()) / (x.std() + eps)
 
 
+def gaussian_base(dist: Any) -> Any:
+    """The distribution whose KL the penalty uses: a TanhGaussian's Gaussian (a bijection
+    leaves the KL unchanged), anything else as it is."""
+    return dist.base if hasattr(dist, "base") else dist
+
+
+def behaviour_rows(dist: Any) -> Any:
+    """A distribution with every field batched per row, so it can be shuffled and
+    gathered with the rest of a Batch (the Gaussian's log-std is shared across rows)."""
+    dist = gaussian_base(dist)
+    if hasattr(dist, "log_std"):
+        return dist._replace(log_std=jnp.broadcast_to(dist.log_std, dist.mean.shape))
+    return dist
+
+
 def ppo_loss(
-    params: Any, network: Any, config: Config, batch: Batch
+    params: Any, network: Any, config: Config, batch: Batch, settings: StepSettings
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """Total loss = policy + vf_coef * value - ent_coef * entropy, and its parts."""
+    """Total loss = policy + vf_coef * value - ent_coef * entropy, and its parts.
+
+    The policy term follows config.objective; with a KL penalty, `batch.old_dist` holds
+    the behaviour policy and the exact KL(old || new) is used.
+    """
     dist, value = network.apply(params, batch.obs)
     log_prob = dist.log_prob(batch.action)
     log_ratio = log_prob - batch.log_prob
     ratio = jnp.exp(log_ratio)
-    adv = normalize(batch.advantages) if config.normalize_advantages else batch.advantages
+    adv = normalize(batch.advantages) if config.advantage_norm == "minibatch" else batch.advantages
 
-    pg = clipped_surrogate(ratio, adv, config.clip_eps)
+    metrics = {}
+    if config.objective == "clip":
+        pg = clipped_surrogate(ratio, adv, settings.clip_eps)
+    else:
+        kl = batch.old_dist.kl(gaussian_base(dist))
+        if config.objective == "kl_penalty":
+            pg = kl_penalized_surrogate(ratio, adv, kl, settings.beta)
+        else:
+            pg = clipped_surrogate(ratio, adv, settings.clip_eps) + settings.beta * jnp.mean(kl)
+        metrics["kl_penalty"] = jnp.mean(kl)
     vf = value_loss(value, batch.value, batch.returns, config.vf_clip_eps, config.clip_value_loss)
     entropy = jnp.mean(dist.entropy())
     loss = pg + config.vf_coef * vf - config.ent_coef * entropy
@@ -64,6 +108,7 @@ def ppo_loss(
         "entropy": entropy,
         # Low-variance estimator of KL(old || new) (Schulman's k3).
         "approx_kl": jnp.mean((ratio - 1.0) - log_ratio),
-        "clip_frac": jnp.mean((jnp.abs(ratio - 1.0) > config.clip_eps).astype(jnp.float32)),
+        "clip_frac": jnp.mean((jnp.abs(ratio - 1.0) > settings.clip_eps).astype(jnp.float32)),
+        **metrics,
     }
     return loss, metrics

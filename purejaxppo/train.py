@@ -16,11 +16,18 @@ from purejaxppo import normalize as norm
 from purejaxppo.advantages import compute_gae, explained_variance
 from purejaxppo.config import Config, env_options
 from purejaxppo.envs import env_spec, reset_envs, resolve_env
-from purejaxppo.losses import Batch
+from purejaxppo.losses import Batch, StepSettings, behaviour_rows, gaussian_base, normalize
 from purejaxppo.networks import init_params, make_network
 from purejaxppo.rollout import Setup, collect_rollout, rollout_carry
 from purejaxppo.types import EpisodeEnds, EpisodeStats, TrainOutput, TrainState
-from purejaxppo.update import init_opt_state, learning_rate, update_epochs
+from purejaxppo.update import (
+    adapt_beta,
+    adapt_lr,
+    clip_range,
+    init_opt_state,
+    scheduled_lr,
+    update_epochs,
+)
 
 METRIC_NAMES = (
     "episode_return",
@@ -30,9 +37,14 @@ METRIC_NAMES = (
     "value_loss",
     "entropy",
     "approx_kl",
+    "kl",
     "clip_frac",
     "explained_variance",
-    "learning_rate",
+    "lr",
+    "clip_eps",
+    "beta",
+    "updates_done",
+    "early_stopped",
     "env_steps",
 )
 
@@ -74,6 +86,8 @@ def init(config: Config, key: jax.Array) -> TrainState:
         obs_stats=norm.init_stats((setup.spec.obs_dim,)),
         reward_stats=norm.init_stats(()),
         reward_return=jnp.zeros(config.num_envs, jnp.float32),
+        kl_beta=jnp.asarray(config.kl_beta_init, jnp.float32),
+        lr=jnp.asarray(config.lr, jnp.float32),
     )
 
 
@@ -94,6 +108,12 @@ def _episode_metrics(ends: EpisodeEnds) -> dict[str, jax.Array]:
         "episode_length": mean_at_ends(ends.lengths),
         "episodes": count.astype(jnp.int32),
     }
+
+
+def needs_exact_kl(config: Config) -> bool:
+    """Whether the update measures the exact KL(old || new): for a KL-penalty objective
+    and for the adaptive_kl learning rate (otherwise `kl` is the k3 estimate)."""
+    return config.objective != "clip" or config.lr_schedule == "adaptive_kl"
 
 
 def update(config: Config, state: TrainState) -> tuple[TrainState, dict[str, jax.Array]]:
@@ -121,21 +141,49 @@ def update(config: Config, state: TrainState) -> tuple[TrainState, dict[str, jax
         advantages=_flatten_time(advantages),
         returns=_flatten_time(returns),
     )
-    lr = learning_rate(config, state.update_step)
-    params, opt_state, loss_metrics = update_epochs(
-        setup.network, config, lr, batch, state.params, state.opt_state, shuffle_key
+    if config.advantage_norm == "batch":
+        batch = batch._replace(advantages=normalize(batch.advantages))
+    exact_kl = needs_exact_kl(config)
+    if exact_kl:
+        # The behaviour policy is the policy of the parameters the rollout acted with.
+        old = setup.network.apply(state.params, batch.obs, method="policy")
+        batch = batch._replace(old_dist=behaviour_rows(old))
+    settings = StepSettings(
+        lr=scheduled_lr(config, state.update_step, state.lr),
+        clip_eps=clip_range(config, state.update_step),
+        beta=state.kl_beta,
     )
+    learned = update_epochs(
+        setup.network, config, settings, batch, state.params, state.opt_state, shuffle_key
+    )
+    if exact_kl:
+        # d in the PPO paper: the mean KL(old || new) of the whole update.
+        new = setup.network.apply(learned.params, batch.obs, method="policy")
+        kl = jnp.mean(batch.old_dist.kl(gaussian_base(new)))
+    else:
+        kl = learned.metrics["approx_kl"]
+    kl_beta = state.kl_beta
+    if config.objective != "clip":
+        kl_beta = adapt_beta(kl_beta, kl, config.kl_target)
+    next_lr = settings.lr
+    if config.lr_schedule == "adaptive_kl":
+        next_lr = adapt_lr(settings.lr, kl, config.kl_target, config.lr_min, config.lr_max)
     update_step = state.update_step + 1
     metrics = {
         **_episode_metrics(ends),
-        **loss_metrics,
+        **learned.metrics,
+        "kl": kl,
         "explained_variance": explained_variance(batch.value, batch.returns),
-        "learning_rate": lr,
+        "lr": settings.lr,
+        "clip_eps": settings.clip_eps,
+        "beta": settings.beta,
+        "updates_done": learned.steps_done,
+        "early_stopped": learned.stopped,
         "env_steps": update_step * config.batch_size,
     }
     new_state = TrainState(
-        params=params,
-        opt_state=opt_state,
+        params=learned.params,
+        opt_state=learned.opt_state,
         env_state=carry.env_state,
         obs=carry.obs,
         episode=carry.episode,
@@ -144,6 +192,8 @@ def update(config: Config, state: TrainState) -> tuple[TrainState, dict[str, jax
         obs_stats=carry.obs_stats,
         reward_stats=carry.reward_stats,
         reward_return=carry.reward_return,
+        kl_beta=kl_beta,
+        lr=next_lr,
     )
     return new_state, {name: metrics[name] for name in METRIC_NAMES}
 

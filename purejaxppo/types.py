@@ -30,6 +30,8 @@ class TrainState(NamedTuple):
     obs_stats: RunningStats  # running mean/var of raw observations [obs_dim] (normalize_obs)
     reward_stats: RunningStats  # running var of the discounted return, scalar (normalize_reward)
     reward_return: jax.Array  # [B] discounted return of the episode in progress (normalize_reward)
+    kl_beta: jax.Array  # float32 scalar: KL-penalty coefficient for the next update
+    lr: jax.Array  # float32 scalar: learning rate for the next update (adaptive_kl schedule)
 
 
 class Transition(NamedTuple):

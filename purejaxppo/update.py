@@ -10,19 +10,7 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 from purejaxppo.config import Config
-from purejaxppo.losses import Batch, ppo_loss
-
-
-class LearnerState(NamedTuple):
-    """Parameters as one flat float32 vector plus the optimizer state over it.
-
-    A flat vector makes gradient clipping and Adam a handful of fused kernels
-    instead of a few per parameter leaf; on small networks that per-kernel overhead
-    is a large share of a minibatch step (measured ~12% of it on CartPole-default).
-    """
-
-    flat_params: jax.Array  # [P]
-    opt_state: Any
+from purejaxppo.losses import Batch, StepSettings, ppo_loss
 
 
 def make_optimizer(config: Config) -> optax.GradientTransformation:
@@ -44,12 +32,55 @@ def init_opt_state(config: Config, params: Any) -> Any:
     return make_optimizer(config).init(ravel_pytree(params)[0])
 
 
-def learning_rate(config: Config, update_step: jax.Array) -> jax.Array:
-    """The learning rate used during update number `update_step` (0-based)."""
-    if not config.anneal_lr:
+def scheduled_lr(config: Config, update_step: jax.Array, current_lr: jax.Array) -> jax.Array:
+    """The learning rate for update number `update_step` (0-based): constant, linearly
+    annealed (lr * (1 - step / num_updates)), or the adaptive value carried in the
+    state (`current_lr`)."""
+    if config.lr_schedule == "constant":
         return jnp.asarray(config.lr, jnp.float32)
+    if config.lr_schedule == "adaptive_kl":
+        return current_lr
     frac = 1.0 - update_step.astype(jnp.float32) / config.num_updates
     return config.lr * frac
+
+
+def clip_range(config: Config, update_step: jax.Array) -> jax.Array:
+    """The clip range for update `update_step`: constant, or linear from clip_eps at the
+    first update to clip_eps_final at the last."""
+    if config.clip_schedule == "constant":
+        return jnp.asarray(config.clip_eps, jnp.float32)
+    frac = jnp.minimum(update_step.astype(jnp.float32) / max(config.num_updates - 1, 1), 1.0)
+    return config.clip_eps + (config.clip_eps_final - config.clip_eps) * frac
+
+
+def adapt_beta(beta: jax.Array, kl: jax.Array, kl_target) -> jax.Array:
+    """The PPO paper's rule: halve beta if kl < kl_target / 1.5, double it if
+    kl > 1.5 * kl_target, else keep it."""
+    beta = jnp.where(kl < kl_target / 1.5, beta / 2.0, beta)
+    return jnp.where(kl > kl_target * 1.5, beta * 2.0, beta)
+
+
+def adapt_lr(lr: jax.Array, kl: jax.Array, kl_target, lr_min, lr_max) -> jax.Array:
+    """Divide lr by 1.5 if kl > 2 * kl_target, multiply it by 1.5 if kl < kl_target / 2,
+    and keep it within [lr_min, lr_max]."""
+    lr = jnp.where(kl > 2.0 * kl_target, lr / 1.5, lr)
+    lr = jnp.where(kl < kl_target / 2.0, lr * 1.5, lr)
+    return jnp.clip(lr, lr_min, lr_max)
+
+
+class LearnerState(NamedTuple):
+    """Parameters as one flat float32 vector plus the optimizer state over it, and the
+    early-stopping bookkeeping of the update in progress.
+
+    A flat vector makes gradient clipping and Adam a handful of fused kernels
+    instead of a few per parameter leaf; on small networks that per-kernel overhead
+    is a large share of a minibatch step (measured ~12% of it on CartPole-default).
+    """
+
+    flat_params: jax.Array  # [P]
+    opt_state: Any
+    stopped: jax.Array  # bool: KL early stopping has ended this update
+    steps_done: jax.Array  # int32: minibatch gradient steps taken in this update
 
 
 def minibatch_update(
@@ -57,16 +88,41 @@ def minibatch_update(
     unravel: Any,
     optimizer: optax.GradientTransformation,
     config: Config,
-    lr: jax.Array,
+    settings: StepSettings,
     learner: LearnerState,
     minibatch: Batch,
 ) -> tuple[LearnerState, dict[str, jax.Array]]:
-    def loss_fn(flat_params):
-        return ppo_loss(unravel(flat_params), network, config, minibatch)
+    """One gradient step. Metrics carry a `weight`: 1 where the loss was evaluated, 0
+    where early stopping skipped the minibatch."""
 
-    grads, metrics = jax.grad(loss_fn, has_aux=True)(learner.flat_params)
-    updates, opt_state = optimizer.update(grads, learner.opt_state, learner.flat_params)
-    return LearnerState(learner.flat_params - lr * updates, opt_state), metrics
+    def step(learner: LearnerState):
+        def loss_fn(flat_params):
+            return ppo_loss(unravel(flat_params), network, config, minibatch, settings)
+
+        grads, metrics = jax.grad(loss_fn, has_aux=True)(learner.flat_params)
+        updates, opt_state = optimizer.update(grads, learner.opt_state, learner.flat_params)
+        stepped = LearnerState(
+            learner.flat_params - settings.lr * updates,
+            opt_state,
+            learner.stopped,
+            learner.steps_done + 1,
+        )
+        metrics = {**metrics, "weight": jnp.ones((), jnp.float32)}
+        if config.target_kl is None:
+            return stepped, metrics
+        # SB3's rule: the step whose KL (measured before it) is too large is not taken.
+        exceeded = metrics["approx_kl"] > 1.5 * config.target_kl
+        held = learner._replace(stopped=jnp.ones((), bool))
+        return jax.tree.map(lambda h, s: jnp.where(exceeded, h, s), held, stepped), metrics
+
+    if config.target_kl is None:
+        return step(learner)
+
+    def skip(learner: LearnerState):
+        shapes = jax.eval_shape(step, learner)[1]
+        return learner, jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), shapes)
+
+    return jax.lax.cond(learner.stopped, skip, step, learner)
 
 
 def random_permutation(key: jax.Array, n: int) -> jax.Array:
@@ -92,44 +148,75 @@ def epoch_update(
     unravel: Any,
     optimizer: optax.GradientTransformation,
     config: Config,
-    lr: jax.Array,
+    settings: StepSettings,
     batch: Batch,
     learner: LearnerState,
     key: jax.Array,
 ) -> tuple[LearnerState, dict[str, jax.Array]]:
     """One pass over `batch` (leading axis N) in a fresh random order."""
-    n = config.batch_size
-    perm = random_permutation(key, n)
-    minibatches = jax.tree.map(
-        lambda x: jnp.take(x, perm, axis=0).reshape(
-            (config.num_minibatches, config.minibatch_size, *x.shape[1:])
-        ),
-        batch,
-    )
-    return jax.lax.scan(
-        lambda s, mb: minibatch_update(network, unravel, optimizer, config, lr, s, mb),
-        learner,
-        minibatches,
-    )
+
+    def run_epoch(learner: LearnerState):
+        perm = random_permutation(key, config.batch_size)
+        minibatches = jax.tree.map(
+            lambda x: jnp.take(x, perm, axis=0).reshape(
+                (config.num_minibatches, config.minibatch_size, *x.shape[1:])
+            ),
+            batch,
+        )
+        return jax.lax.scan(
+            lambda s, mb: minibatch_update(network, unravel, optimizer, config, settings, s, mb),
+            learner,
+            minibatches,
+        )
+
+    if config.target_kl is None:
+        return run_epoch(learner)
+
+    def skip_epoch(learner: LearnerState):
+        # An update that has stopped early skips whole epochs, shuffle included.
+        shapes = jax.eval_shape(run_epoch, learner)[1]
+        return learner, jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), shapes)
+
+    return jax.lax.cond(learner.stopped, skip_epoch, run_epoch, learner)
+
+
+class EpochsResult(NamedTuple):
+    params: Any
+    opt_state: Any
+    metrics: dict[str, jax.Array]  # means over the minibatch steps evaluated
+    steps_done: jax.Array  # int32: gradient steps taken
+    stopped: jax.Array  # bool: KL early stopping ended the update
 
 
 def update_epochs(
     network: Any,
     config: Config,
-    lr: jax.Array,
+    settings: StepSettings,
     batch: Batch,
     params: Any,
     opt_state: Any,
     key: jax.Array,
-) -> tuple[Any, Any, dict[str, jax.Array]]:
-    """update_epochs epochs over `batch`; returns (params, opt_state, metrics), the
-    metrics being means over all minibatch steps."""
+) -> EpochsResult:
+    """update_epochs epochs over `batch`, stopping early when config.target_kl says so."""
     optimizer = make_optimizer(config)
     flat_params, unravel = ravel_pytree(params)
     keys = jax.random.split(key, config.update_epochs)
+    start = LearnerState(flat_params, opt_state, jnp.zeros((), bool), jnp.zeros((), jnp.int32))
     learner, metrics = jax.lax.scan(
-        lambda s, k: epoch_update(network, unravel, optimizer, config, lr, batch, s, k),
-        LearnerState(flat_params, opt_state),
+        lambda s, k: epoch_update(network, unravel, optimizer, config, settings, batch, s, k),
+        start,
         keys,
     )
-    return unravel(learner.flat_params), learner.opt_state, jax.tree.map(jnp.mean, metrics)
+    weight = metrics.pop("weight")
+    if config.target_kl is None:
+        means = jax.tree.map(jnp.mean, metrics)
+    else:
+        total = jnp.maximum(weight.sum(), 1.0)
+        means = jax.tree.map(lambda m: jnp.sum(m * weight) / total, metrics)
+    return EpochsResult(
+        unravel(learner.flat_params),
+        learner.opt_state,
+        means,
+        learner.steps_done,
+        learner.stopped,
+    )

@@ -74,8 +74,8 @@ def test_unknown_activation():
 
 
 def test_bool_switch_must_be_bool():
-    with raises(TypeError, "Config.anneal_lr='yes'"):
-        Config(anneal_lr="yes")
+    with raises(TypeError, "Config.clip_value_loss='yes'"):
+        Config(clip_value_loss="yes")
 
 
 # ---- traced fields ------------------------------------------------------------------
@@ -139,7 +139,7 @@ def test_traced_field_given_none_or_string():
 
 
 def test_traced_fields_are_float32_arrays():
-    c = Config(lr=1e-3)
+    c = Config(lr=1e-3, target_kl=0.02)
     for name in TRACED_FIELDS:
         value = getattr(c, name)
         assert isinstance(value, np.ndarray), name
@@ -208,9 +208,11 @@ def test_sweep_grid_order_and_shape():
     # itertools.product order: the last name varies fastest.
     np.testing.assert_allclose(s.lr, [1e-3, 1e-3, 1e-3, 3e-4, 3e-4, 3e-4])
     np.testing.assert_allclose(s.ent_coef, [0.0, 0.01, 0.1, 0.0, 0.01, 0.1])
-    # Every other traced field is broadcast from the base.
+    # Every other traced field is broadcast from the base (target_kl=None stays off).
+    assert s.target_kl is None
     for name in TRACED_FIELDS:
-        assert np.shape(getattr(s, name)) == (6,), name
+        if name != "target_kl":
+            assert np.shape(getattr(s, name)) == (6,), name
     np.testing.assert_allclose(s.gamma, np.full(6, 0.9))
     assert s.num_envs == base.num_envs and s.env == base.env
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from purejaxppo import Categorical, Config
-from purejaxppo.losses import Batch, clipped_surrogate, ppo_loss, value_loss
+from purejaxppo.losses import Batch, StepSettings, clipped_surrogate, ppo_loss, value_loss
 
 EPS = 0.2  # clip range: ratios are clipped to [0.8, 1.2]
 
@@ -103,7 +103,7 @@ def test_ppo_loss_combines_parts_with_coefficients():
     #   value loss = 0.5 * ((1-2)^2 + (1-0)^2) / 2 = 0.5
     # entropy = log 2 = 0.693147
     # total = -2 + 0.5*0.5 - 0.01*0.693147 = -1.75693147
-    config = Config(normalize_advantages=False, vf_coef=0.5, ent_coef=0.01)
+    config = Config(advantage_norm="off", vf_coef=0.5, ent_coef=0.01)
     params = {"logits": jnp.zeros(2), "value": jnp.array(1.0)}
     batch = Batch(
         obs=jnp.zeros((2, 4)),
@@ -113,7 +113,7 @@ def test_ppo_loss_combines_parts_with_coefficients():
         advantages=jnp.array([1.0, 3.0]),
         returns=jnp.array([2.0, 0.0]),
     )
-    loss, metrics = ppo_loss(params, StubNetwork(), config, batch)
+    loss, metrics = ppo_loss(params, StubNetwork(), config, batch, settings_of(config))
     np.testing.assert_allclose(metrics["policy_loss"], -2.0, rtol=1e-6)
     np.testing.assert_allclose(metrics["value_loss"], 0.5, rtol=1e-6)
     np.testing.assert_allclose(metrics["entropy"], np.log(2.0), rtol=1e-6)
@@ -123,7 +123,13 @@ def test_ppo_loss_combines_parts_with_coefficients():
 
     # With advantage normalisation, A = [1, 3] -> [-1, 1] (mean 2, std 1), so the
     # policy loss is -mean([-1, 1]) = 0.
-    _, metrics = ppo_loss(params, StubNetwork(), config.replace(normalize_advantages=True), batch)
+    _, metrics = ppo_loss(
+        params,
+        StubNetwork(),
+        config.replace(advantage_norm="minibatch"),
+        batch,
+        settings_of(config),
+    )
     np.testing.assert_allclose(metrics["policy_loss"], 0.0, atol=1e-6)
 
 
@@ -131,7 +137,7 @@ def test_ppo_loss_ratio_metrics():
     # Old log-probs log(0.25) vs new log(0.5): ratio 2 for both samples.
     #   approx_kl = mean((r - 1) - log r) = 1 - log 2 = 0.306853
     #   clip_frac = 1 (|2 - 1| > 0.2)
-    config = Config(normalize_advantages=False)
+    config = Config(advantage_norm="off")
     params = {"logits": jnp.zeros(2), "value": jnp.array(0.0)}
     batch = Batch(
         obs=jnp.zeros((2, 4)),
@@ -141,8 +147,45 @@ def test_ppo_loss_ratio_metrics():
         advantages=jnp.ones(2),
         returns=jnp.zeros(2),
     )
-    _, metrics = ppo_loss(params, StubNetwork(), config, batch)
+    _, metrics = ppo_loss(params, StubNetwork(), config, batch, settings_of(config))
     np.testing.assert_allclose(metrics["approx_kl"], 1.0 - np.log(2.0), rtol=1e-5)
     np.testing.assert_allclose(metrics["clip_frac"], 1.0)
     # Clipped: min(2 * 1, 1.2 * 1) = 1.2 -> policy loss -1.2
     np.testing.assert_allclose(metrics["policy_loss"], -1.2, rtol=1e-6)
+
+
+def settings_of(config: Config) -> StepSettings:
+    return StepSettings(lr=config.lr, clip_eps=config.clip_eps, beta=config.kl_beta_init)
+
+
+@pytest.mark.parametrize(
+    ("objective", "expected"),
+    [
+        # Old policy [0.25, 0.75], new policy uniform [0.5, 0.5]; actions [0, 1], so the
+        # ratios are 0.5/0.25 = 2 and 0.5/0.75 = 2/3, and A = [1, 3] (not normalised).
+        #   KL(old || new) = 0.25 log(0.25/0.5) + 0.75 log(0.75/0.5) = 0.1308121
+        #   kl_penalty:      -mean([2*1, (2/3)*3]) + 0.5 * 0.1308121 = -2 + 0.0654061
+        #   clip+kl_penalty: -mean([min(2, 1.2)*1, min(2/3, 0.8)*3]) + 0.0654061
+        #                  = -mean([1.2, 2]) + 0.0654061 = -1.6 + 0.0654061
+        ("kl_penalty", -2.0 + 0.5 * 0.1308121),
+        ("clip+kl_penalty", -1.6 + 0.5 * 0.1308121),
+        ("clip", -1.6),
+    ],
+)
+def test_kl_penalty_objectives_by_hand(objective, expected):
+    config = Config(advantage_norm="off", objective=objective, kl_beta_init=0.5)
+    params = {"logits": jnp.zeros(2), "value": jnp.array(0.0)}
+    old = jnp.log(jnp.array([[0.25, 0.75], [0.25, 0.75]]))
+    batch = Batch(
+        obs=jnp.zeros((2, 4)),
+        action=jnp.array([0, 1]),
+        log_prob=jnp.log(jnp.array([0.25, 0.75])),
+        value=jnp.zeros(2),
+        advantages=jnp.array([1.0, 3.0]),
+        returns=jnp.zeros(2),
+        old_dist=Categorical(old),
+    )
+    _, metrics = ppo_loss(params, StubNetwork(), config, batch, settings_of(config))
+    np.testing.assert_allclose(metrics["policy_loss"], expected, rtol=1e-5)
+    if objective != "clip":
+        np.testing.assert_allclose(metrics["kl_penalty"], 0.1308121, rtol=1e-5)

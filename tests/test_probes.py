@@ -33,7 +33,7 @@ PROBE = dict(
     total_timesteps=8 * 32 * 50,
     hidden_sizes=(16, 16),
     lr=1e-2,
-    anneal_lr=False,
+    lr_schedule="constant",
     clip_value_loss=False,
     gamma=GAMMA,
 )

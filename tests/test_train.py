@@ -77,7 +77,7 @@ def test_hyperparameter_sweep_traces_once(train_jit, train_sweep_jit, small_conf
             row = jax.tree.map(lambda x, i=i: x[i], out)
             assert_trees_close(row.metrics, single.metrics, rtol=1e-4, atol=1e-5)
             assert_trees_close(row.state.params, single.state.params, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(out_a.metrics["learning_rate"][:, 0], [1e-3, 3e-4], rtol=1e-6)
+    np.testing.assert_allclose(out_a.metrics["lr"][:, 0], [1e-3, 3e-4], rtol=1e-6)
 
 
 def test_traced_hyperparameters_do_not_retrace(train_jit, small_config, small_out):
@@ -122,20 +122,20 @@ def test_learning_rate_annealed_linearly(small_config, small_out):
     # lr_k = lr * (1 - k / num_updates), k = 0..3: first = lr, last = lr / 4
     lr = 2.5e-4
     np.testing.assert_allclose(
-        small_out.metrics["learning_rate"], [lr, 0.75 * lr, 0.5 * lr, 0.25 * lr], rtol=1e-6
+        small_out.metrics["lr"], [lr, 0.75 * lr, 0.5 * lr, 0.25 * lr], rtol=1e-6
     )
 
 
 @pytest.fixture(scope="module")
 def shared_constant_lr_out(small_config):
     # One extra compile covers two static switches: shared torso and no annealing.
-    config = small_config.replace(shared_torso=True, anneal_lr=False, lr=1e-3)
+    config = small_config.replace(shared_torso=True, lr_schedule="constant", lr=1e-3)
     return config, jax.jit(purejaxppo.train)(config, KEY)
 
 
 def test_constant_learning_rate_without_annealing(shared_constant_lr_out):
     _, out = shared_constant_lr_out
-    np.testing.assert_allclose(out.metrics["learning_rate"], np.full(4, 1e-3), rtol=1e-6)
+    np.testing.assert_allclose(out.metrics["lr"], np.full(4, 1e-3), rtol=1e-6)
 
 
 def test_shared_torso_runs(shared_constant_lr_out, small_out):
@@ -161,4 +161,4 @@ def test_chunked_run_updates_equals_one_shot_train(small_config, small_out):
     assert_trees_close(state, small_out.state, rtol=1e-5, atol=1e-6)
     assert_trees_close(metrics, small_out.metrics, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(metrics["env_steps"], small_out.metrics["env_steps"])
-    np.testing.assert_array_equal(metrics["learning_rate"], small_out.metrics["learning_rate"])
+    np.testing.assert_array_equal(metrics["lr"], small_out.metrics["lr"])
