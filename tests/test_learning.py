@@ -16,9 +16,20 @@ from purejaxppo.train import make_setup
 
 
 @pytest.mark.slow
-def test_cartpole_solved_over_8_seeds():
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {},
+        # PPO-Penalty with the paper's adaptive beta instead of clipping.
+        {"objective": "kl_penalty"},
+        # PPO-Clip with KL early stopping (a low target, so that it does stop updates).
+        {"target_kl": 0.002},
+    ],
+    ids=["clip", "kl_penalty", "target_kl"],
+)
+def test_cartpole_solved_over_8_seeds(variant):
     # Default settings (4 envs x 128 steps, 500k steps, 976 updates), 8 seeds at once.
-    config = Config(env="CartPole-v1")
+    config = Config(env="CartPole-v1", **variant)
     keys = jax.random.split(jax.random.key(0), 8)
     out = jax.jit(jax.vmap(purejaxppo.train, in_axes=(None, 0)))(config, keys)
     returns = np.asarray(out.metrics["episode_return"])  # [seeds, updates]
@@ -28,6 +39,8 @@ def test_cartpole_solved_over_8_seeds():
     assert final.mean() >= 475, final
     # It learned: far above the ~20 of the random initial policy.
     assert np.nanmean(returns[:, :5]) < 100
+    if "target_kl" in variant:
+        assert np.asarray(out.metrics["early_stopped"]).any()  # the stop did act
 
 
 def test_pendulum_trains_end_to_end():
