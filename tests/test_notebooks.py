@@ -9,7 +9,9 @@ from nbclient import NotebookClient
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
-@pytest.mark.parametrize("name", ["quickstart.ipynb", "sweep.ipynb", "brax_continuous.ipynb"])
+@pytest.mark.parametrize(
+    "name", ["quickstart.ipynb", "sweep.ipynb", "brax_continuous.ipynb", "ablations.ipynb"]
+)
 def test_notebook_runs_small(name, monkeypatch):
     monkeypatch.setenv("PUREJAXPPO_NOTEBOOK_SMALL", "1")  # the kernel inherits os.environ
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
