@@ -38,7 +38,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 import purejaxppo
-from purejaxppo.losses import Batch, ppo_loss
+from purejaxppo.losses import Batch, StepSettings, ppo_loss
 from purejaxppo.rollout import collect_rollout, rollout_carry
 
 try:  # run as a script: benchmarks/ is on sys.path
@@ -131,12 +131,12 @@ def bench_breakdown(config: purejaxppo.Config) -> dict:
         obs, jnp.zeros(b, jnp.int32), -jnp.ones(b), jnp.zeros(b), jnp.ones(b), jnp.ones(b)
     )
 
+    settings = StepSettings(jnp.float32(1e-4), jnp.float32(config.clip_eps), jnp.float32(1.0))
+
     def learn_only(s):
         def body(po, k):
-            p, o, m = update_mod.update_epochs(
-                setup.network, config, jnp.float32(1e-4), batch, po[0], po[1], k
-            )
-            return (p, o), m["policy_loss"]
+            r = update_mod.update_epochs(setup.network, config, settings, batch, po[0], po[1], k)
+            return (r.params, r.opt_state), r.metrics["policy_loss"]
 
         return jax.lax.scan(body, (s.params, s.opt_state), jax.random.split(s.key, n))[1]
 
@@ -145,7 +145,7 @@ def bench_breakdown(config: purejaxppo.Config) -> dict:
 
     def fwd_bwd_only(s):
         def body(p, _):
-            g, _ = jax.grad(ppo_loss, has_aux=True)(p, setup.network, config, mb)
+            g, _ = jax.grad(ppo_loss, has_aux=True)(p, setup.network, config, mb, settings)
             return jax.tree.map(lambda a, d: a - 1e-6 * d, p, g), None
 
         return jax.lax.scan(body, s.params, None, length=n * steps_per_update)[0]
