@@ -13,6 +13,7 @@ import pytest
 import purejaxppo
 from purejaxppo import Config
 from purejaxppo.envs import reset_envs, split_step_keys, step_envs
+from purejaxppo.envs.brax_adapter import BRAX_ENVS
 from purejaxppo.rollout import collect_rollout, rollout_carry
 
 pytest.importorskip("brax")
@@ -131,3 +132,21 @@ def test_inverted_pendulum_learns():
     trained = purejaxppo.evaluate(config, out.state, key, 16)
     assert float(random_policy.returns.mean()) < 40
     assert float(trained.returns.mean()) >= 10 * float(random_policy.returns.mean())
+
+
+@pytest.mark.parametrize("name", BRAX_ENVS)
+def test_every_brax_env_resets_and_steps(name):
+    """Shapes of one reset and one auto-reset step, traced without compiling (catches
+    Brax/JAX incompatibilities such as the fluid model's removed clip keyword)."""
+    config = Config(env=f"brax/{name}", **TINY)
+    setup = make_setup(config)
+    keys = jax.random.split(jax.random.key(0), 2)
+
+    def one_step(keys):
+        _, state = reset_envs(setup.env, setup.env_params, keys)
+        action = jnp.zeros((2, setup.spec.action_dim))
+        return step_envs(setup.env, setup.env_params, setup.spec, keys, state, action)
+
+    out = jax.eval_shape(one_step, keys)
+    assert out.obs.shape == out.final_obs.shape == (2, setup.spec.obs_dim)
+    assert out.reward.shape == out.terminated.shape == out.truncated.shape == (2,)

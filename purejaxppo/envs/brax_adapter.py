@@ -131,9 +131,38 @@ def _legacy(key: jax.Array) -> jax.Array:
     return key
 
 
+class _ClipCompat:
+    """`jax.numpy` as seen by Brax's fluid module, with the `a_min`/`a_max` keywords of
+    `clip` that JAX 0.10 removed (Brax 0.14.2 still passes `a_min` there, which breaks
+    every env with fluid forces, e.g. swimmer)."""
+
+    def __init__(self, module):
+        self._module = module
+
+    def __getattr__(self, name):
+        return getattr(self._module, name)
+
+    def clip(self, x, a_min=None, a_max=None, **kwargs):
+        kwargs.setdefault("min", a_min)
+        kwargs.setdefault("max", a_max)
+        return self._module.clip(x, **kwargs)
+
+
+def _patch_brax_fluid_clip() -> None:
+    import inspect
+
+    from brax import fluid
+
+    if "a_min" in inspect.signature(jnp.clip).parameters or isinstance(fluid.jp, _ClipCompat):
+        return
+    fluid.jp = _ClipCompat(fluid.jp)
+
+
 @functools.cache
 def _brax_env(name: str, backend: str):
     from brax import envs as brax_envs
+
+    _patch_brax_fluid_clip()
 
     with warnings.catch_warnings():
         # Brax warns on every model load that its own pipelines are unmaintained.
