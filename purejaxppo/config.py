@@ -8,6 +8,7 @@ static field recompiles; sweeping a traced one does not.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import difflib
 import itertools
@@ -269,6 +270,13 @@ class Config:
         first = configs[0]
         for i, c in enumerate(configs[1:], start=1):
             diff = static_differences(first, c)
+            optional = [n for n in diff if n in OPTIONAL_TRACED]
+            if optional:
+                raise ValueError(
+                    f"Config.stack: {optional[0]} is None in one of configs 0 and {i} and a "
+                    "number in the other; None switches the feature off, which is a "
+                    "different program, so a batch must be all None or all numbers"
+                )
             if diff:
                 raise ValueError(
                     f"Config.stack: config {i} differs from config 0 in static fields "
@@ -359,7 +367,16 @@ def _check_traced_shapes(c: Config) -> None:
     """All traced fields share one shape: () for a single config, (N,) for a batch."""
     shapes = {n: np.shape(getattr(c, n)) for n in TRACED_FIELDS if getattr(c, n) is not None}
     if len(set(shapes.values())) > 1:
-        name = next(n for n, s in shapes.items() if s != ())
+        # The odd one out is the field whose shape differs from the majority's.
+        counts = collections.Counter(shapes.values())
+        majority = counts.most_common(1)[0][0]
+        name = next(n for n, s in shapes.items() if s != majority)
+        if shapes[name] == () and majority != ():
+            raise TypeError(
+                f"Config.{name}={getattr(c, name)!r}: this config is a batch of shape "
+                f"{majority} (a sweep), so {name} needs that shape too; set it on the base "
+                "config before Config.sweep, or pass one value per batch entry"
+            )
         raise TypeError(
             f"Config.{name}={getattr(c, name)!r}: a traced hyperparameter takes one number "
             f"here (its shape {shapes[name]} does not match the other fields'); build "
@@ -432,10 +449,16 @@ def _validate_static(c: Config) -> None:
             close = difflib.get_close_matches(str(v), allowed, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ValueError(f"Config.{name}={v!r}: must be one of {', '.join(allowed)}{hint}")
-    lo, hi = c.lr_min, c.lr_max
-    if not isinstance(lo, jax.core.Tracer) and not isinstance(hi, jax.core.Tracer):
+    lo, hi, lr = c.lr_min, c.lr_max, c.lr
+    if not any(isinstance(v, jax.core.Tracer) for v in (lo, hi, lr)):
         if np.any(np.asarray(lo) > np.asarray(hi)):
             raise ValueError(f"Config.lr_min={_fmt(lo)}: must be <= lr_max={_fmt(hi)}")
+        outside = (np.asarray(lr) < np.asarray(lo)) | (np.asarray(lr) > np.asarray(hi))
+        if c.lr_schedule == "adaptive_kl" and np.any(outside):
+            raise ValueError(
+                f"Config.lr={_fmt(lr)}: with lr_schedule='adaptive_kl' the initial lr must "
+                f"lie in [lr_min, lr_max] = [{_fmt(lo)}, {_fmt(hi)}]"
+            )
     if c.brax_backend not in BRAX_BACKENDS:
         raise ValueError(
             f"Config.brax_backend={c.brax_backend!r}: must be one of {', '.join(BRAX_BACKENDS)}"

@@ -101,7 +101,10 @@ class ActorCritic(nn.Module):
             self.torso = MLP(self.hidden_sizes, self.activation)
         else:
             self.actor_torso = MLP(self.hidden_sizes, self.activation)
-            self.critic_torso = MLP(self.critic_hidden_sizes or self.hidden_sizes, self.activation)
+            widths = self.critic_hidden_sizes
+            if widths is None:
+                widths = self.hidden_sizes
+            self.critic_torso = MLP(widths, self.activation)
         self.policy_head = nn.Dense(
             self.action_dim,
             kernel_init=orthogonal(0.01),

@@ -5,7 +5,8 @@ they come from. Converting Brax's own PPO settings: Brax collects
 U = batch_size * num_minibatches / num_envs unrolls of unroll_length per env per
 update, so our num_steps = unroll_length * U, num_minibatches and update_epochs
 (= num_updates_per_batch) carry over, and total_timesteps = num_timesteps /
-action_repeat (we count agent steps). Brax's reward_scaling is our reward_scale;
+action_repeat and episode_length = 1000 / action_repeat (we count agent steps, Brax
+counts physics steps). Brax's reward_scaling is our reward_scale;
 its defaults (clip 0.3, no gradient or value clipping, constant lr, Adam eps 1e-8,
 tanh-squashed Gaussian with initial std ~0.69, swish = silu, policy 32x4 / value
 256x5, observation normalisation) are applied to every Brax-sourced entry. Two
@@ -80,6 +81,8 @@ def _brax(num_envs, unroll, batch, minibatches, epochs, steps, lr, ent, gamma, s
             "gamma": gamma,
             "reward_scale": scale,
             "action_repeat": repeat,
+            # Brax counts episode_length in physics steps, we in agent steps.
+            "episode_length": 1000 // repeat,
         },
         _BRAX_COLAB,
     )

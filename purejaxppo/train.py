@@ -146,8 +146,9 @@ def update(config: Config, state: TrainState) -> tuple[TrainState, dict[str, jax
     exact_kl = needs_exact_kl(config)
     if exact_kl:
         # The behaviour policy is the policy of the parameters the rollout acted with.
-        old = setup.network.apply(state.params, batch.obs, method="policy")
-        batch = batch._replace(old_dist=behaviour_rows(old))
+        old_dist = behaviour_rows(setup.network.apply(state.params, batch.obs, method="policy"))
+        if config.objective != "clip":  # the loss reads it per minibatch
+            batch = batch._replace(old_dist=old_dist)
     settings = StepSettings(
         lr=scheduled_lr(config, state.update_step, state.lr),
         clip_eps=clip_range(config, state.update_step),
@@ -159,7 +160,7 @@ def update(config: Config, state: TrainState) -> tuple[TrainState, dict[str, jax
     if exact_kl:
         # d in the PPO paper: the mean KL(old || new) of the whole update.
         new = setup.network.apply(learned.params, batch.obs, method="policy")
-        kl = jnp.mean(batch.old_dist.kl(gaussian_base(new)))
+        kl = jnp.mean(old_dist.kl(gaussian_base(new)))
     else:
         kl = learned.metrics["approx_kl"]
     kl_beta = state.kl_beta

@@ -294,3 +294,17 @@ def test_tanh_gaussian_needs_finite_bounds():
     env = Unbounded()
     with pytest.raises(ValueError, match=r"Config.continuous_dist='tanh_gaussian'.*finite"):
         Config(env=env, continuous_dist="tanh_gaussian")
+
+
+def test_adaptive_lr_bounds_and_optional_target_kl_errors():
+    with pytest.raises(ValueError, match=r"Config.lr_min=0.1: must be <= lr_max=0.01"):
+        Config(lr_min=0.1)
+    with pytest.raises(ValueError, match=r"Config.lr=0.5: with lr_schedule='adaptive_kl'"):
+        Config(lr=0.5, lr_schedule="adaptive_kl")
+    Config(lr=0.5)  # the bounds only apply to the adaptive schedule
+    with pytest.raises(ValueError, match=r"target_kl is None in one of configs 0 and 1"):
+        Config.sweep(Config(), target_kl=[None, 0.1])
+    with pytest.raises(TypeError, match=r"Config.target_kl=.*a batch of shape \(2,\)"):
+        Config.sweep(Config(), lr=[1e-3, 2e-3]).replace(target_kl=0.1)
+    with pytest.raises(ValueError, match=r"Config.objective='clipp'.*did you mean 'clip'"):
+        Config(objective="clipp")
