@@ -94,8 +94,9 @@ class TanhGaussian(NamedTuple):
     unstable atanh of a saturated action. `log_prob(u)` is the density of y at
     squash(u) (change of variables: the Gaussian log-density minus log|dy/du|), and the
     entropy of y is estimated with a 16-point Gauss-Hermite rule per dimension, which is
-    deterministic and differentiable. The KL equals the Gaussians' KL (a bijection
-    preserves it).
+    deterministic and differentiable (its error per dimension is ~1e-7 at std 0.7 and
+    ~3e-3 at std 2, growing and biased low for wider Gaussians). The KL equals the
+    Gaussians' KL (a bijection preserves it).
     """
 
     mean: jax.Array  # [..., D]

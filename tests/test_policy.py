@@ -106,10 +106,12 @@ def test_evaluate_deterministic_for_a_key_and_counts_until_the_first_end(small_c
     np.testing.assert_array_equal(a.returns, b.returns)
     np.testing.assert_array_equal(a.lengths, b.lengths)
     assert a.returns.shape == a.lengths.shape == (6,)
-    # CartPole pays 1 per step: the return of each episode is its length, which lies
-    # within the 500-step limit, so nothing after an episode's end was counted.
+    # CartPole pays 1 per step, so each return is its episode's length. The loop runs
+    # until the last episode ends: had it kept counting the others, every length would
+    # equal the longest one.
     np.testing.assert_array_equal(a.returns, a.lengths.astype(np.float32))
     assert np.all((a.lengths >= 1) & (a.lengths <= 500))
+    assert len(set(a.lengths.tolist())) > 1
     c = purejaxppo.evaluate(small_config, small_out.state, jax.random.key(4), 6)
     assert not np.array_equal(a.lengths, c.lengths)
 
