@@ -163,7 +163,7 @@ def run_train(args: Any) -> int:
                 raise ValueError(f"--{name.replace('_', '-')}={getattr(args, name)}: must be >= 1")
         if not 0 <= args.seed < 2**32:
             raise ValueError(f"--seed={args.seed}: must be in [0, 2**32)")
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, ImportError) as e:
         print(f"error: {_cli_error(str(e))}", file=sys.stderr)
         return 2
 

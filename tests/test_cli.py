@@ -29,3 +29,15 @@ def test_train_prints_progress_and_final_return(capsys):
     assert "update 2/4" in out and "update 4/4" in out
     assert "final return (mean of last 10 updates) over 2 seeds: mean" in out
     assert "env steps/s after compiling" in out
+
+
+def test_missing_brax_is_one_line_error(monkeypatch, capsys):
+    from purejaxppo.envs import gymnax_adapter
+
+    def no_brax(env_id, *args):
+        raise ImportError(f"Config.env={env_id!r} needs Brax: pip install 'purejaxppo[brax]'")
+
+    monkeypatch.setattr(gymnax_adapter, "make_brax_env", no_brax)
+    assert main(["train", "--env", "brax/hopper"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "purejaxppo[brax]" in err and "Traceback" not in err
