@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -83,6 +84,13 @@ class LearnerState(NamedTuple):
     steps_done: jax.Array  # int32: minibatch gradient steps taken in this update
 
 
+def _skipped(fn, learner: LearnerState):
+    """What `fn(learner)` gives when early stopping skips it: the learner unchanged and
+    zeros shaped like fn's outputs (zero weight, so they drop out of the metric means)."""
+    outputs = jax.eval_shape(fn, learner)[1]
+    return learner, jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), outputs)
+
+
 def minibatch_update(
     network: Any,
     unravel: Any,
@@ -118,11 +126,7 @@ def minibatch_update(
     if config.target_kl is None:
         return step(learner)
 
-    def skip(learner: LearnerState):
-        shapes = jax.eval_shape(step, learner)[1]
-        return learner, jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), shapes)
-
-    return jax.lax.cond(learner.stopped, skip, step, learner)
+    return jax.lax.cond(learner.stopped, functools.partial(_skipped, step), step, learner)
 
 
 def random_permutation(key: jax.Array, n: int) -> jax.Array:
@@ -172,12 +176,8 @@ def epoch_update(
     if config.target_kl is None:
         return run_epoch(learner)
 
-    def skip_epoch(learner: LearnerState):
-        # An update that has stopped early skips whole epochs, shuffle included.
-        shapes = jax.eval_shape(run_epoch, learner)[1]
-        return learner, jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), shapes)
-
-    return jax.lax.cond(learner.stopped, skip_epoch, run_epoch, learner)
+    # An update that has stopped early skips whole epochs, shuffle included.
+    return jax.lax.cond(learner.stopped, functools.partial(_skipped, run_epoch), run_epoch, learner)
 
 
 class EpochsResult(NamedTuple):
