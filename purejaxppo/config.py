@@ -287,12 +287,75 @@ class Config:
         stacked = [np.stack(column) for column in zip(*leaves, strict=True)]
         return jax.tree.unflatten(jax.tree.structure(first), stacked)
 
+    # ---- plain-data form (checkpoints, exported policies, YAML files) ----------------
+    def to_dict(self) -> dict[str, Any]:
+        """Every field as plain JSON/YAML data: tuples become lists, traced values become
+        floats (lists of floats for a batched sweep config), target_kl may be None.
+
+        Raises ValueError when the config holds a Python object (a gymnax Environment
+        instance or env_params) that has no plain-data form."""
+        out: dict[str, Any] = {}
+        for name in _FIELD_NAMES:
+            v = getattr(self, name)
+            if name in TRACED_FIELDS:
+                out[name] = None if v is None else _plain_float(v)
+            elif isinstance(v, tuple):
+                out[name] = list(v)
+            elif v is None or isinstance(v, bool | int | float | str):
+                out[name] = v
+            else:
+                raise ValueError(
+                    f"Config.{name}={v!r}: a Python object has no plain-data form, so this "
+                    "config cannot be written to a file; use a registered env id and "
+                    "env_params=None"
+                )
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Config:
+        """The Config that `to_dict` wrote (a batched one when traced values are lists).
+        Unknown keys are an error naming them; missing keys take their defaults."""
+        if not isinstance(data, dict):
+            raise TypeError(f"Config.from_dict: expected a mapping of fields, got {data!r}")
+        unknown = [k for k in data if k not in _FIELD_NAMES]
+        if unknown:
+            close = {k: difflib.get_close_matches(k, _FIELD_NAMES, n=1) for k in unknown}
+            hints = "; ".join(
+                f"{k!r} (did you mean {c[0]!r}?)" if c else repr(k) for k, c in close.items()
+            )
+            raise ValueError(f"Config.from_dict: unknown Config fields {hints}")
+        values = dict(data)
+        batched = [n for n in TRACED_FIELDS if isinstance(values.get(n), list)]
+        if not batched:
+            return cls(**values)
+        size = len(values[batched[0]])
+        for n in batched:
+            if len(values[n]) != size:
+                raise ValueError(
+                    f"Config.from_dict: {n} has {len(values[n])} values but "
+                    f"{batched[0]} has {size}; a batched config needs one per entry"
+                )
+        configs = [
+            cls(**{k: (v[i] if k in batched else v) for k, v in values.items()})
+            for i in range(size)
+        ]
+        return cls.stack(configs)
+
     def unstack(self) -> list[Config]:
         """The individual configs of a batched Config."""
         if self.batch_shape == ():
             return [self]
         n = self.batch_shape[0]
         return [jax.tree.map(lambda x, i=i: np.asarray(x)[i], self) for i in range(n)]
+
+
+def _plain_float(v) -> float | list[float]:
+    """float32 values as the shortest decimals that read back to the same float32
+    (0.00025, not 0.0002500000118743628)."""
+    arr = np.asarray(v, np.float32)
+    if arr.ndim:
+        return [float(str(x)) for x in arr.ravel()]
+    return float(str(arr[()]))
 
 
 def grid_points(**grids: Sequence[float]) -> list[dict[str, float]]:
