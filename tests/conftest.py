@@ -3,6 +3,7 @@ per session so that the suite compiles each program only once."""
 
 from __future__ import annotations
 
+import os
 from typing import Any, NamedTuple
 
 import jax
@@ -12,6 +13,10 @@ import pytest
 
 import purejaxppo
 from purejaxppo import Config
+
+# Tests never write the user's persistent compilation cache (~/.cache/purejaxppo);
+# a test that exercises the cache passes its own directory.
+os.environ.setdefault("PUREJAXPPO_COMPILE_CACHE", "0")
 
 # 4 envs x 16 steps = 64 transitions per update, 2 minibatches of 32, 2 epochs,
 # 4 updates: large enough to exercise every code path, small enough to run in ms.

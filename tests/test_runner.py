@@ -1,0 +1,307 @@
+"""`fit`: chunked == one-shot, run-directory files, checkpoints (resume, damage,
+mismatch, SIGKILL), the non-finite guard and evaluation inside the runner."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from conftest import assert_trees_equal, to_numpy
+
+import purejaxppo
+from purejaxppo import CheckpointError, Config, NonFiniteError, fit
+from purejaxppo.checkpoint import Checkpointer
+from purejaxppo.loggers import read_csv, read_jsonl
+from purejaxppo.runner import load_run, plan_chunk_updates
+
+# 4 envs x 16 steps, 8 updates: chunks of 2 updates give 4 checkpoints.
+RUN = dict(num_envs=4, num_steps=16, num_minibatches=2, update_epochs=2, total_timesteps=512)
+QUIET = dict(compile_cache=False, progress=False)
+
+
+@pytest.fixture(scope="module")
+def run_config() -> Config:
+    return Config(**RUN)
+
+
+@pytest.fixture(scope="module")
+def reference(run_config):
+    """One-shot train(run_config, key(7)): the result every chunked/resumed run must hit."""
+    return jax.block_until_ready(jax.jit(purejaxppo.train)(run_config, jax.random.key(7)))
+
+
+@pytest.fixture(scope="module")
+def two_seed_run(run_config, tmp_path_factory):
+    """fit with 2 seeds, chunks of 2 updates, evaluation every 4 updates, TensorBoard."""
+    out = tmp_path_factory.mktemp("fit") / "run"
+    result = fit(
+        run_config,
+        0,
+        num_seeds=2,
+        out=out,
+        chunk_updates=2,
+        eval_every=4,
+        eval_episodes=3,
+        tensorboard=True,
+        **QUIET,
+    )
+    return result
+
+
+def test_fit_equals_one_shot_train_bitwise(run_config, reference):
+    # Chunks of 3, 3, 2 updates: two compiled chunk programs, the state donated between.
+    out = fit(run_config, jax.random.key(7), chunk_updates=3, **QUIET)
+    assert_trees_equal(out.state, reference.state)
+    for name, values in reference.metrics.items():
+        np.testing.assert_array_equal(out.metrics[name], np.asarray(values), err_msg=name)
+
+
+def test_run_directory_has_every_metric_per_update(two_seed_run, run_config):
+    out = two_seed_run.run_dir
+    rows = read_jsonl(out / "metrics.jsonl")
+    csv_rows = read_csv(out / "metrics.csv")
+    assert len(rows) == len(csv_rows) == 2 * run_config.num_updates
+    for row in rows + csv_rows:
+        assert set(purejaxppo.METRIC_NAMES) <= set(row)
+    by_run = {(r["seed"], r["update"]): r for r in rows}
+    for seed in range(2):
+        for u in range(1, run_config.num_updates + 1):
+            row = by_run[seed, u]
+            assert row["env_steps"] == u * run_config.batch_size
+            for name in ("policy_loss", "value_loss", "entropy", "lr"):
+                np.testing.assert_allclose(
+                    row[name], two_seed_run.metrics[name][seed, u - 1], rtol=1e-6
+                )
+    means = read_jsonl(out / "metrics_mean.jsonl")
+    assert len(means) == run_config.num_updates
+    np.testing.assert_allclose(
+        [m["value_loss"] for m in means], two_seed_run.metrics["value_loss"].mean(0), rtol=1e-5
+    )
+    assert (out / "learning_curve.png").stat().st_size > 0
+    assert (out / "config.yaml").exists()
+    assert Config.from_dict(__import__("yaml").safe_load((out / "config.yaml").read_text()))
+
+
+def test_evaluation_inside_the_runner_is_logged(two_seed_run):
+    evals = two_seed_run.evals
+    np.testing.assert_array_equal(evals.updates, [4, 8])
+    assert evals.returns.shape == (2, 2, 3)  # [seeds, evaluations, episodes]
+    rows = read_jsonl(two_seed_run.run_dir / "eval.jsonl")
+    assert [(r["update"], r["seed"]) for r in rows] == [(4, 0), (4, 1), (8, 0), (8, 1)]
+    for r in rows:
+        k = [4, 8].index(r["update"])
+        np.testing.assert_allclose(r["eval/return"], evals.returns[r["seed"], k].mean(), rtol=1e-6)
+    # The final evaluation is the deterministic policy of the final state.
+    final = purejaxppo.evaluate(
+        Config(**RUN),
+        jax.tree.map(lambda x: x[0], two_seed_run.state),
+        jax.random.key(1),
+        num_episodes=3,
+    )
+    assert final.returns.shape == (3,)
+
+
+def test_tensorboard_event_file_is_readable(two_seed_run):
+    from test_loggers import scalars  # reads event files with tensorboardX's protobufs
+
+    tags = scalars(two_seed_run.run_dir / "tb" / "c0_s1")
+    assert [step for step, _ in tags["value_loss"]] == [u * 64 for u in range(1, 9)]
+    np.testing.assert_allclose(
+        [v for _, v in tags["value_loss"]], two_seed_run.metrics["value_loss"][1], rtol=1e-6
+    )
+    assert [step for step, _ in tags["eval/return"]] == [4 * 64, 8 * 64]
+
+
+def test_checkpoints_keep_the_last_three_and_restore_exactly(two_seed_run):
+    ck = Checkpointer(two_seed_run.run_dir / "checkpoints", create=False)
+    assert ck.steps() == [4, 6, 8]
+    loaded = load_run(two_seed_run.run_dir)
+    assert loaded.update == 8 and loaded.num_seeds == 2
+    assert_trees_equal(loaded.state, two_seed_run.state)
+    for name, values in two_seed_run.metrics.items():
+        np.testing.assert_array_equal(loaded.metrics[name], values, err_msg=name)
+
+
+def test_exported_policies_act_like_the_trained_state(two_seed_run):
+    config = Config(**RUN)
+    obs = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+    for seed in range(2):
+        policy = purejaxppo.load_policy(
+            two_seed_run.run_dir / "policies" / f"c0_s{seed}", deterministic=True
+        )
+        state = jax.tree.map(lambda x, s=seed: x[s], two_seed_run.state)
+        expected = purejaxppo.make_policy(config, state, deterministic=True)(obs)
+        np.testing.assert_array_equal(policy(obs), expected)
+
+
+def _copy_run(src: Path, dst: Path, keep_steps: list[int]) -> Path:
+    shutil.copytree(src, dst)
+    for step in Checkpointer(dst / "checkpoints", create=False).steps():
+        if step not in keep_steps:
+            shutil.rmtree(dst / "checkpoints" / str(step))
+    return dst
+
+
+def test_resume_from_a_middle_checkpoint_equals_uninterrupted(two_seed_run, run_config, tmp_path):
+    run = _copy_run(two_seed_run.run_dir, tmp_path / "run", keep_steps=[4])
+    resumed = fit(run_config, 123, num_seeds=2, resume=run, eval_every=4, eval_episodes=3, **QUIET)
+    assert_trees_equal(resumed.state, two_seed_run.state)
+    for name, values in two_seed_run.metrics.items():
+        np.testing.assert_array_equal(resumed.metrics[name], values, err_msg=name)
+    np.testing.assert_array_equal(resumed.evals.returns, two_seed_run.evals.returns)
+    # The logs were cut back to update 4 and continued: one row per run and update.
+    rows = read_jsonl(run / "metrics.jsonl")
+    assert sorted((r["seed"], r["update"]) for r in rows) == [
+        (s, u) for s in range(2) for u in range(1, 9)
+    ]
+
+
+def test_config_mismatch_is_refused_naming_the_fields(two_seed_run, run_config):
+    changed = run_config.replace(num_envs=8, hidden_sizes=(32,))
+    with pytest.raises(CheckpointError, match=r"hidden_sizes .*num_envs \(checkpoint 4, now 8\)"):
+        fit(changed, 0, num_seeds=2, resume=two_seed_run.run_dir, **QUIET)
+    with pytest.raises(CheckpointError, match="holds runs"):
+        fit(run_config, 0, num_seeds=3, resume=two_seed_run.run_dir, **QUIET)
+
+
+def test_damaged_checkpoint_is_rejected_never_used(two_seed_run, tmp_path):
+    run = _copy_run(two_seed_run.run_dir, tmp_path / "run", keep_steps=[6, 8])
+    # Flip bytes in the largest array file of the latest checkpoint.
+    files = [p for p in (run / "checkpoints" / "8" / "arrays").rglob("*") if p.is_file()]
+    target = max(files, key=lambda p: p.stat().st_size)
+    data = bytearray(target.read_bytes())
+    mid = len(data) // 2
+    data[mid : mid + 64] = bytes(b ^ 0xFF for b in data[mid : mid + 64])
+    target.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"checkpoints/8 is damaged.*updates \[6\]"):
+        load_run(run)
+    # Named explicitly, the intact older one still loads.
+    assert load_run(run, step=6).update == 6
+    # A broken meta file is an error too, not a silent fallback.
+    (run / "checkpoints" / "6" / "meta" / "metadata").write_text("{not json")
+    with pytest.raises(CheckpointError, match="meta file"):
+        load_run(run, step=6)
+
+
+def test_half_written_checkpoint_is_never_listed(two_seed_run, tmp_path):
+    run = _copy_run(two_seed_run.run_dir, tmp_path / "run", keep_steps=[4])
+    # What a save killed mid-write leaves behind: orbax's temporary directory.
+    partial = run / "checkpoints" / "6.orbax-checkpoint-tmp-1234567890"
+    shutil.copytree(run / "checkpoints" / "4", partial)
+    (partial / "meta" / "metadata").write_text(json.dumps({"format": 1, "update": 6}))
+    assert Checkpointer(run / "checkpoints", create=False).steps() == [4]
+    assert load_run(run).update == 4
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(run_config, tmp_path):
+    out = tmp_path / "run"
+    # 4 good updates, stopped by a callback (which writes a checkpoint) ...
+    fit(run_config, 0, out=out, chunk_updates=2, callbacks=[lambda r: r.update < 4], **QUIET)
+    good = load_run(out)
+    assert good.update == 4
+    # ... then resumed with rewards scaled to overflow float32: the next update fails.
+    poisoned = run_config.replace(reward_scale=1e30)
+    with pytest.raises(NonFiniteError, match=r"non-finite value_loss at update 5.*checkpoints/4"):
+        fit(poisoned, 0, resume=out, **QUIET)
+    assert max(Checkpointer(out / "checkpoints", create=False).steps()) == 4
+    again = load_run(out)
+    assert_trees_equal(again.state, good.state)
+
+
+def test_chunk_plan_follows_checkpoint_and_eval_intervals():
+    assert plan_chunk_updates(100, checkpoint_every=20, eval_every=30) == 10
+    assert plan_chunk_updates(100, num_chunks=10) == 10
+    assert plan_chunk_updates(8, chunk_updates=50) == 8
+    with pytest.raises(ValueError, match="checkpoint_every=5: must be a multiple of"):
+        plan_chunk_updates(100, chunk_updates=2, checkpoint_every=5)
+    with pytest.raises(ValueError, match="eval_every=-1"):
+        plan_chunk_updates(100, eval_every=-1)
+
+
+_KILLED_RUN = textwrap.dedent(
+    """
+    import sys, time
+    import jax, numpy as np
+    from purejaxppo import Config, fit
+
+    out, cache, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+    config = Config(**{run})
+
+    def report(r):
+        if r.checkpoint is not None:
+            print(f"checkpoint {{r.update}}", flush=True)
+        if mode == "slow":
+            time.sleep(2.0)  # time for the parent to kill this process mid-run
+
+    result = fit(
+        config, 7, out=out, chunk_updates=2, resume=out if mode == "resume" else None,
+        callbacks=[report], compile_cache=cache, progress=False,
+    )
+    leaves = jax.tree.leaves(result.state.params)
+    np.savez(out + "/final.npz", *[np.asarray(x) for x in leaves])
+    print("done", flush=True)
+    """
+)
+
+
+def _python(script: Path, *args: str, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, str(script), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,  # its own process group, killed as a whole
+        **kwargs,
+    )
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def test_sigkill_then_resume_equals_uninterrupted(reference, tmp_path):
+    script = tmp_path / "run.py"
+    script.write_text(_KILLED_RUN.format(run=RUN))
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    proc = _python(script, str(out), str(cache), "slow")
+    seen, deadline = [], time.monotonic() + 240
+    try:
+        for line in proc.stdout:
+            seen.append(line)
+            if line.startswith("checkpoint 4"):
+                proc.send_signal(signal.SIGKILL)  # killed during training, after a checkpoint
+                break
+            assert time.monotonic() < deadline, "".join(seen)
+    finally:
+        _kill_group(proc)
+    assert proc.returncode == -signal.SIGKILL, "".join(seen)
+    assert not (out / "final.npz").exists()
+    steps = Checkpointer(out / "checkpoints", create=False).steps()
+    assert steps and max(steps) < 8  # it was killed before the end
+
+    resumed = _python(script, str(out), str(cache), "resume")
+    try:
+        text, _ = resumed.communicate(timeout=240)
+    finally:
+        _kill_group(resumed)
+    assert resumed.returncode == 0, text
+    final = np.load(out / "final.npz")
+    expected = jax.tree.leaves(to_numpy(reference.state.params))
+    for i, x in enumerate(expected):
+        np.testing.assert_array_equal(final[f"arr_{i}"], x)
+    rows = read_jsonl(out / "metrics.jsonl")
+    assert [r["update"] for r in rows] == list(range(1, 9))
