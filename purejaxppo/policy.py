@@ -1,7 +1,9 @@
 """Acting with a trained policy: `make_policy` and `evaluate`.
 
 Both read the observation statistics from the train state and normalise exactly as
-the rollout does (`rollout.observe`), so a policy acts on raw env observations.
+the rollout does (`rollout.observe`), so a policy acts on raw env observations. The
+acting function itself is built from the config and the env's spec alone
+(`policy_from_spec`), which is how an exported policy acts without its env.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import jax.numpy as jnp
 from purejaxppo import normalize as norm
 from purejaxppo.config import Config
 from purejaxppo.distributions import env_action, sample_rows
-from purejaxppo.envs import reset_envs, split_step_keys, step_envs
+from purejaxppo.envs import EnvSpec, reset_envs, split_step_keys, step_envs
+from purejaxppo.networks import make_network
 from purejaxppo.rollout import observe
 from purejaxppo.train import as_key, make_setup
 from purejaxppo.types import TrainState
@@ -37,20 +40,53 @@ def _single(config: Config, what: str) -> None:
         )
 
 
-def _policy_fn(config: Config, deterministic: bool):
-    """act(params, obs_stats, obs [N, obs_dim], keys [N]) -> env actions [N, ...]."""
-    setup = make_setup(config)
-    spec = setup.spec
+def policy_rows(config: Config, spec: EnvSpec, deterministic: bool) -> Callable[..., jax.Array]:
+    """act_rows(params, obs_stats, obs [N, obs_dim], keys [N]) -> env actions [N, ...].
 
-    def act(params, obs_stats, obs, keys):
-        dist = setup.network.apply(params, observe(config, obs_stats, obs), method="policy")
+    Built from the config and the env's spec alone (no env is resolved): the network
+    that `make_network(config, spec)` describes, the normalisation of `rollout.observe`,
+    and continuous actions clipped (or squashed) into the spec's bounds.
+    """
+    network = make_network(config, spec)
+
+    def act_rows(params, obs_stats, obs, keys):
+        dist = network.apply(params, observe(config, obs_stats, obs), method="policy")
         action = dist.mode() if deterministic else sample_rows(dist, keys)
         action = env_action(dist, action)
         if not spec.discrete:
             action = jnp.clip(action, spec.action_low, spec.action_high)
         return action
 
-    return act, spec
+    return act_rows
+
+
+def policy_from_spec(
+    config: Config,
+    spec: EnvSpec,
+    params: Any,
+    obs_stats: norm.RunningStats,
+    deterministic: bool = False,
+    name: str = "make_policy",
+) -> Callable[[jax.Array, jax.Array | None], jax.Array]:
+    """The `act(obs, key=None) -> action` of `make_policy`, from the config, the env's
+    spec and the arrays (no env is resolved); `name` is used in its error messages."""
+    act_rows = policy_rows(config, spec, deterministic)
+    single_shapes = {tuple(spec.obs_shape), (spec.obs_dim,)}
+
+    def act(obs: jax.Array, key: jax.Array | None = None) -> jax.Array:
+        obs = jnp.asarray(obs, jnp.float32)
+        batched = tuple(obs.shape) not in single_shapes
+        rows = obs.reshape((-1 if batched else 1, spec.obs_dim))
+        if key is None:
+            if not deterministic:
+                raise ValueError(f"{name}(deterministic=False): act(obs, key) needs a key")
+            keys = jax.random.split(jax.random.key(0), rows.shape[0])  # unused by the mode
+        else:
+            keys = jax.random.split(as_key(key), rows.shape[0])
+        action = act_rows(params, obs_stats, rows, keys)
+        return action if batched else action[0]
+
+    return act
 
 
 def make_policy(
@@ -64,24 +100,8 @@ def make_policy(
     `state.obs_stats`. `key` is needed unless deterministic (the mode is used then).
     """
     _single(config, "make_policy")
-    act_rows, spec = _policy_fn(config, deterministic)
-    params, obs_stats = state.params, state.obs_stats
-    single_shapes = {tuple(spec.obs_shape), (spec.obs_dim,)}
-
-    def act(obs: jax.Array, key: jax.Array | None = None) -> jax.Array:
-        obs = jnp.asarray(obs, jnp.float32)
-        batched = tuple(obs.shape) not in single_shapes
-        rows = obs.reshape((-1 if batched else 1, spec.obs_dim))
-        if key is None:
-            if not deterministic:
-                raise ValueError("make_policy(deterministic=False): act(obs, key) needs a key")
-            keys = jax.random.split(jax.random.key(0), rows.shape[0])  # unused by the mode
-        else:
-            keys = jax.random.split(as_key(key), rows.shape[0])
-        action = act_rows(params, obs_stats, rows, keys)
-        return action if batched else action[0]
-
-    return act
+    spec = make_setup(config).spec
+    return policy_from_spec(config, spec, state.params, state.obs_stats, deterministic)
 
 
 def evaluate(
@@ -125,7 +145,8 @@ def _evaluate(
     deterministic: bool,
 ) -> EvalResult:
     setup = make_setup(config)
-    act, spec = _policy_fn(config, deterministic)
+    spec = setup.spec
+    act = policy_rows(config, spec, deterministic)
     max_steps = getattr(setup.env_params, "max_steps_in_episode", None)
     reset_key, loop_key = jax.random.split(key)
     obs, env_state = reset_envs(

@@ -1,0 +1,210 @@
+"""Watching a policy: one episode drawn to a file.
+
+    act = make_policy(config, out.state, deterministic=True)   # or load_policy(dir)
+    render_episode(config, act, "cartpole.gif", jax.random.key(0))
+    render_episode(config, act, "hopper.html", jax.random.key(0))  # config.env="brax/hopper"
+
+gymnax envs are drawn by gymnax's own `Visualizer` into an animated GIF (classic control
+needs pygame: `pip install "gymnasium[classic-control]"`); Brax envs become the HTML page
+of Brax's viewer (`brax.io.html.render`), which loads its JavaScript from a CDN when
+opened.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from purejaxppo.config import Config, env_options
+from purejaxppo.envs import env_spec, resolve_env
+from purejaxppo.envs.brax_adapter import BraxEnv
+
+# Env names gymnax's Visualizer draws (gymnax 1.0.1, visualize/visualizer.py).
+CLASSIC_CONTROL = (
+    "Acrobot-v1",
+    "CartPole-v1",
+    "Pendulum-v1",
+    "MountainCar-v0",
+    "MountainCarContinuous-v0",
+)
+GYMNAX_DRAWABLE = (
+    *CLASSIC_CONTROL,
+    "Catch-bsuite",
+    "Asterix-MinAtar",
+    "Breakout-MinAtar",
+    "Freeway-MinAtar",
+    "Seaquest-MinAtar",
+    "SpaceInvaders-MinAtar",
+    "Pong-misc",
+    "PointRobot-misc",
+    "MetaMaze-misc",
+    "FourRooms-misc",
+)
+
+
+class RenderResult(NamedTuple):
+    """What `render_episode` ran and wrote."""
+
+    path: Path  # the GIF or HTML file written
+    episode_return: float  # undiscounted env reward of the episode (unscaled)
+    length: int  # agent steps taken
+    terminated: bool  # ended in a terminal state (False: time limit or max_steps)
+    num_frames: int  # states drawn: GIF, the state after each step (length); HTML, the
+    # reset state and the state after each step (length + 1)
+
+
+class Episode(NamedTuple):
+    """One episode on the host: the unbatched env state before the first step and after
+    each step (the pre-reset state at the end), and the rewards."""
+
+    states: list[Any]  # [length + 1] env states
+    rewards: np.ndarray  # [length] float32
+    terminated: bool
+
+
+def render_episode(
+    config: Config,
+    act: Callable[[jax.Array, jax.Array], jax.Array],
+    path: str | os.PathLike,
+    key: jax.Array,
+    max_steps: int | None = None,
+) -> RenderResult:
+    """Run one episode of `config.env` with `act(obs, key) -> action` (as returned by
+    `make_policy` or `load_policy`) and draw it to `path`.
+
+    The env is built with the config's options (env_params, episode_length,
+    action_repeat, brax_backend) and reset from `key`; the episode ends at termination,
+    at the env's time limit, or after `max_steps` steps. gymnax envs are written as an
+    animated GIF (`path` must end in .gif), Brax envs as an HTML page (.html).
+    """
+    if not isinstance(config, Config):
+        raise TypeError(f"render_episode: config must be a purejaxppo.Config, got {type(config)}")
+    if config.batch_shape != ():
+        raise ValueError(
+            f"render_episode: config is a batch of {config.batch_shape[0]} configs; pass one "
+            "(config.unstack()[i])"
+        )
+    if max_steps is not None and (
+        isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps <= 0
+    ):
+        raise ValueError(f"render_episode: max_steps={max_steps!r} must be a positive integer")
+    path = Path(path)
+    env, env_params = resolve_env(config.env, config.env_params, **env_options(config))
+    is_brax = isinstance(env, BraxEnv)
+    suffix = ".html" if is_brax else ".gif"
+    if path.suffix.lower() != suffix:
+        kind = "a Brax env renders to HTML" if is_brax else "a gymnax env renders to a GIF"
+        raise ValueError(f"render_episode: path={str(path)!r} must end in {suffix} ({kind})")
+    if not is_brax:
+        _check_drawable(env, config)
+
+    episode = run_episode(env, env_params, act, key, max_steps)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if is_brax:
+        num_frames = _write_brax_html(env, episode, path)
+    else:
+        num_frames = _write_gymnax_gif(env, env_params, episode, path)
+    return RenderResult(
+        path=path,
+        episode_return=float(episode.rewards.sum(dtype=np.float64)),
+        length=len(episode.rewards),
+        terminated=episode.terminated,
+        num_frames=num_frames,
+    )
+
+
+def run_episode(
+    env: Any,
+    env_params: Any,
+    act: Callable[[jax.Array, jax.Array], jax.Array],
+    key: jax.Array,
+    max_steps: int | None = None,
+) -> Episode:
+    """One episode of an unbatched gymnax-API env, stepped from the host with a jitted
+    step (no auto-reset, so the last state is the one the episode ended in)."""
+    spec = env_spec(env, env_params)
+    if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        key = jax.random.wrap_key_data(key)
+    reset_key, key = jax.random.split(key)
+
+    @jax.jit
+    def reset(k):
+        return env.reset_env(k, env_params)
+
+    @jax.jit
+    def step(k, env_state, obs):
+        act_key, env_key = jax.random.split(k)
+        action = act(obs, act_key)
+        if not spec.discrete:  # as at the env boundary in training
+            action = jnp.clip(action, spec.action_low, spec.action_high)
+        obs, env_state, reward, terminated, _ = env.step_env(env_key, env_state, action, env_params)
+        truncated = env.is_truncated(env_state, env_params)
+        return obs, env_state, reward, terminated, truncated
+
+    obs, env_state = reset(reset_key)
+    states, rewards = [env_state], []
+    terminated = False
+    while max_steps is None or len(rewards) < max_steps:
+        key, step_key = jax.random.split(key)
+        obs, env_state, reward, term, trunc = step(step_key, env_state, obs)
+        states.append(env_state)
+        rewards.append(reward)
+        terminated = bool(term)
+        if terminated or bool(trunc):
+            break
+    return Episode(
+        states=jax.device_get(states),
+        rewards=np.asarray(jax.device_get(rewards), np.float32).reshape(-1),
+        terminated=terminated,
+    )
+
+
+def _check_drawable(env: Any, config: Config) -> None:
+    name = getattr(env, "name", None)
+    if name not in GYMNAX_DRAWABLE:
+        raise ValueError(
+            f"render_episode: Config.env={config.env!r} (name {name!r}) cannot be drawn; "
+            f"gymnax's Visualizer draws {', '.join(GYMNAX_DRAWABLE)}, and Brax envs "
+            "('brax/<name>') render to HTML"
+        )
+    if name in CLASSIC_CONTROL and importlib.util.find_spec("pygame") is None:
+        raise ImportError(
+            f"render_episode: drawing {name} needs pygame (gymnax draws classic control "
+            "through Gymnasium): pip install 'gymnasium[classic-control]'"
+        )
+
+
+def _write_gymnax_gif(env: Any, env_params: Any, episode: Episode, path: Path) -> int:
+    """Animated GIF by gymnax's Visualizer, one frame per step: frame i shows the state
+    after step i + 1, titled "Step i + 1" with the return so far. Returns the frames."""
+    # Gymnasium's classic-control renderer starts pygame; on a headless machine without
+    # sound its SDL audio/video probing prints ALSA errors for every frame.
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    from gymnax.visualize import Visualizer
+
+    states = episode.states[1:]
+    returns = np.cumsum(episode.rewards, dtype=np.float64)
+    Visualizer(env, env_params, states, returns).animate(str(path))
+    return len(states)
+
+
+def _write_brax_html(env: BraxEnv, episode: Episode, path: Path) -> int:
+    """Brax's viewer page for the episode's pipeline states, from the reset state on; the
+    system's timestep is set to one agent step so that the page plays in real time.
+    Returns the frames."""
+    from brax.io import html
+
+    brax_env = env.brax_env
+    sys = brax_env.sys.tree_replace({"opt.timestep": brax_env.dt * env.action_repeat})
+    states = [s.inner.pipeline_state for s in episode.states]
+    path.write_text(html.render(sys, states, height="100vh", colab=False))
+    return len(states)
