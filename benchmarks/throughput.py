@@ -26,18 +26,15 @@ import importlib
 import json
 import os
 import platform
-import time
 from pathlib import Path
 
 os.environ.setdefault("JAX_NUM_CPU_DEVICES", str(os.cpu_count() or 1))
 
 import jax
 import jax.numpy as jnp
-import numpy as np
-from jax.sharding import NamedSharding
-from jax.sharding import PartitionSpec as P
 
 import purejaxppo
+from purejaxppo.bench import bench_train, format_row, time_compiled, warm_up
 from purejaxppo.losses import Batch, StepSettings, ppo_loss
 from purejaxppo.rollout import collect_rollout, rollout_carry
 
@@ -52,56 +49,11 @@ update_mod = importlib.import_module("purejaxppo.update")
 RESULTS = Path(__file__).parent / "results"
 
 
-def _time_compiled(fn, *args):
-    """(compile seconds, run seconds, output) of jax.jit(fn)(*args)."""
-    t0 = time.perf_counter()
-    compiled = jax.jit(fn).lower(*args).compile()
-    compile_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    out = jax.block_until_ready(compiled(*args))
-    return compile_s, time.perf_counter() - t0, out
-
-
-def bench_train(config: purejaxppo.Config, num_seeds: int, num_devices: int = 1) -> dict:
-    """vmap(train) over seeds; with num_devices > 1, shard_map of it over a "runs"
-    axis of that many devices (seeds split evenly, no collectives)."""
-    keys = jax.random.split(jax.random.key(0), num_seeds)
-    per_seed = jax.vmap(purejaxppo.train, in_axes=(None, 0))
-    if num_devices == 1:
-        compile_s, run_s, out = _time_compiled(per_seed, config, keys)
-    else:
-        mesh = jax.make_mesh((num_devices,), ("runs",), devices=jax.devices()[:num_devices])
-        # check_vma=False: train's scan carries start as unvarying constants; runs
-        # never communicate, so there is nothing for the check to protect here.
-        sharded = jax.shard_map(
-            lambda k: per_seed(config, k),
-            mesh=mesh,
-            in_specs=P("runs"),
-            out_specs=P("runs"),
-            check_vma=False,
-        )
-        keys = jax.device_put(keys, NamedSharding(mesh, P("runs")))
-        compile_s, run_s, out = _time_compiled(sharded, keys)
-    steps = num_seeds * config.num_updates * config.batch_size
-    returns = np.asarray(out.metrics["episode_return"])  # [seeds, updates]
-    final = np.nanmean(returns[:, -10:], axis=1)
-    return {
-        "seeds": num_seeds,
-        "devices": num_devices,
-        "compile_s": round(compile_s, 3),
-        "run_s": round(run_s, 3),
-        "steps_per_s": round(steps / run_s),
-        "final_return_mean": float(np.mean(final)),
-        "final_return_min": float(np.min(final)),
-        "final_return_max": float(np.max(final)),
-    }
-
-
 def bench_reference(total_timesteps: int, num_seeds: int) -> dict:
     """The single-file-style baseline, vmapped over seeds on one device."""
     train, steps_per_run = reference_single_file.make_train(total_timesteps)
     keys = jax.random.split(jax.random.key(0), num_seeds)
-    compile_s, run_s, _ = _time_compiled(jax.vmap(train), keys)
+    compile_s, run_s, _ = time_compiled(jax.vmap(train), keys)
     return {
         "seeds": num_seeds,
         "compile_s": round(compile_s, 3),
@@ -152,7 +104,7 @@ def bench_breakdown(config: purejaxppo.Config) -> dict:
 
     out = {}
     for name, fn in [("rollout", rollout_only), ("learn", learn_only), ("fwd_bwd", fwd_bwd_only)]:
-        _, run_s, _ = _time_compiled(fn, state)
+        _, run_s, _ = time_compiled(fn, state)
         out[f"{name}_ms_per_update"] = round(1e3 * run_s / n, 4)
     return out
 
@@ -173,7 +125,7 @@ def main() -> None:
     config = purejaxppo.Config(env="CartPole-v1", total_timesteps=args.total_timesteps)
     device = jax.devices()[0]
     # Backend start-up and first-compile costs go here, not into the first timed row.
-    jax.block_until_ready(jax.jit(lambda x: jnp.tanh(x) @ x)(jnp.ones((4, 4))))
+    warm_up()
     report = {
         "workload": "CartPole-default",
         "date": datetime.date.today().isoformat(),
@@ -200,13 +152,7 @@ def main() -> None:
     for seeds, devices in plan:
         row = bench_train(config, seeds, devices)
         report["runs"].append(row)
-        print(
-            f"seeds={seeds:5d} devices={devices}  compile {row['compile_s']:6.2f} s  "
-            f"run {row['run_s']:7.2f} s  "
-            f"{row['steps_per_s'] / 1e3:8.1f}k steps/s  final return mean "
-            f"{row['final_return_mean']:.1f} (min {row['final_return_min']:.1f})",
-            flush=True,
-        )
+        print(format_row(row), flush=True)
     if args.reference:
         report["reference_single_file"] = []
         for seeds in args.seeds:

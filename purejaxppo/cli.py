@@ -1,8 +1,10 @@
-"""Command line: `purejaxppo train --env CartPole-v1 [--num-seeds K] ...`.
+"""Command line: `purejaxppo train | eval | render | bench`.
 
-The flags of `train` are built from the fields of `Config` (with their docstrings as
-help), so the CLI never drifts from the library. Errors in the arguments print one
-`error: ...` line to stderr and exit with status 2.
+The Config flags of `train` and `bench` are built from the fields of `Config` (with
+their docstrings as help), so the CLI never drifts from the library; their defaults
+come from `--preset`, `--config FILE.yaml` or the `--resume`d run when given.
+Errors in the arguments print one `error: ...` line to stderr and exit with status 2;
+a run that fails (NaN, damaged checkpoint) exits with status 1.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import ast
 import dataclasses
 import inspect
 import itertools
+import json
 import math
 import os
 import re
@@ -19,18 +22,21 @@ import textwrap
 import time
 import typing
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Annotated, Any
 
+import jax
 import numpy as np
 import tyro
 
+from purejaxppo.cache import enable_compile_cache, quiet_cache_loads
 from purejaxppo.config import OPTIONAL_TRACED, TRACED_FIELDS, Config
-from purejaxppo.runner import nanmean, train_chunked
+from purejaxppo.runner import fit, nanmean
 
 # Config fields the command line cannot express (a Python object, not a flag).
 _NOT_ON_CLI = ("env_params",)
 # Help text where the command line differs from the Python API.
-_CLI_DOCS = {"env": "Registered gymnax environment id, e.g. CartPole-v1 or Pendulum-v1."}
+_CLI_DOCS = {"env": "Registered environment id, e.g. CartPole-v1, Breakout-MinAtar or brax/hopper."}
 # Final return: nanmean of episode_return over this many last updates.
 FINAL_UPDATES = 10
 
@@ -83,62 +89,347 @@ _Int = Annotated[
 
 def _cli_type(name: str, hint: Any) -> Any:
     if name == "env":
-        return str  # on the command line the env is a registered gymnax id
+        return str  # on the command line the env is a registered id
     if name in OPTIONAL_TRACED:
         return float | None
     if name in TRACED_FIELDS:
         return float
     if hint is int:
         return _Int
+    if hint == int | None:
+        return _Int | None
     return hint
 
 
-def _make_train_args() -> type:
-    """A dataclass with the runner options and one flag per expressible Config field."""
+def _arg(help_text: str, typ: Any, **kwargs) -> Any:
+    return Annotated[typ, tyro.conf.arg(help=help_text, **kwargs)]
+
+
+# Runner options of `train`: (name, type, default, help).
+_TRAIN_OPTIONS: list[tuple[str, Any, Any, str]] = [
+    (
+        "preset",
+        str | None,
+        None,
+        "Start from a tuned preset (e.g. Breakout-MinAtar, brax/ant); "
+        "flags override it. See `purejaxppo.presets.PRESETS`.",
+    ),
+    (
+        "config",
+        Path | None,
+        None,
+        "Start from a YAML file of Config fields (e.g. a run's config.yaml); flags override it.",
+    ),
+    (
+        "sweep",
+        tuple[str, ...],
+        (),
+        "Grid over traced hyperparameters, one compile for all "
+        "points: --sweep lr=1e-3,3e-4 ent-coef=0,0.01.",
+    ),
+    ("num_seeds", _Int, 1, "Seeds trained side by side (vmapped), for every sweep point."),
+    ("seed", _Int, 0, "Random seed in [0, 2**32); K seeds split jax.random.key(seed)."),
+    (
+        "out",
+        Path | None,
+        None,
+        "Run directory for logs, checkpoints, plot and policy "
+        "(default runs/<env>-<time>; the resumed run's directory with --resume).",
+    ),
+    (
+        "resume",
+        Path | None,
+        None,
+        "Continue the run in this directory from its latest "
+        "complete checkpoint (its config and options are the defaults).",
+    ),
+    (
+        "resume_step",
+        _Int | None,
+        None,
+        "With --resume: the checkpoint (update count) to continue from instead of the latest.",
+    ),
+    ("num_chunks", _Int, 10, "About this many compiled chunks (one progress line each)."),
+    (
+        "chunk_updates",
+        _Int | None,
+        None,
+        "Updates per compiled chunk (overrides "
+        "--num-chunks; default: gcd of --checkpoint-every and --eval-every).",
+    ),
+    (
+        "checkpoint_every",
+        _Int | None,
+        None,
+        "Checkpoint every N updates (default: every chunk; 0: only at the end).",
+    ),
+    ("keep_checkpoints", _Int, 3, "Keep the last N checkpoints."),
+    (
+        "eval_every",
+        _Int | None,
+        None,
+        "Evaluate every N updates (and at the end) on "
+        "separate envs, logged as eval/return; 0 or unset: no evaluation.",
+    ),
+    ("eval_episodes", _Int, 10, "Episodes per evaluation, per run."),
+    ("eval_stochastic", bool, False, "Evaluate by sampling actions instead of the mode."),
+    ("tensorboard", bool, False, "Also log to TensorBoard (event files in <out>/tb)."),
+    ("wandb", bool, False, "Also log to Weights & Biases (pip install wandb)."),
+    ("wandb_project", str, "purejaxppo", "W&B project."),
+    ("wandb_mode", str, "online", "W&B mode: online, offline (no network) or disabled."),
+    ("progress", bool, True, "Show a progress bar on stderr when it is a terminal."),
+    (
+        "compile_cache",
+        Path | None,
+        None,
+        "Persistent compilation cache directory (default "
+        "~/.cache/purejaxppo/jax; $JAX_COMPILATION_CACHE_DIR wins).",
+    ),
+    ("no_compile_cache", bool, False, "Do not use the persistent compilation cache."),
+]
+_TRAIN_OPTION_NAMES = {name for name, *_ in _TRAIN_OPTIONS}
+
+
+def _config_field_specs(base: Config) -> list[tuple[str, Any, Any]]:
+    """One flag per expressible Config field, its default taken from `base`."""
     hints = typing.get_type_hints(Config)
     docs = config_field_docs()
-    fields: list[tuple[str, Any, Any]] = [
-        (
-            "num_seeds",
-            Annotated[_Int, tyro.conf.arg(help="Seeds trained side by side (vmapped).")],
-            1,
-        ),
-        (
-            "seed",
-            Annotated[
-                _Int,
-                tyro.conf.arg(
-                    help="Random seed in [0, 2**32); K seeds split jax.random.key(seed)."
-                ),
-            ],
-            0,
-        ),
-        (
-            "num_chunks",
-            Annotated[
-                _Int,
-                tyro.conf.arg(help="About this many compiled chunks (one progress line each)."),
-            ],
-            10,
-        ),
-    ]
+    first = base.unstack()[0]
+    specs = []
     for f in dataclasses.fields(Config):
         if f.name in _NOT_ON_CLI:
             continue
         kind = "traced" if f.name in TRACED_FIELDS else "static"
         doc = _CLI_DOCS.get(f.name, docs.get(f.name, ""))
-        help_text = f"{doc} [{kind}]".strip()
-        typ = Annotated[_cli_type(f.name, hints[f.name]), tyro.conf.arg(help=help_text)]
-        fields.append((f.name, typ, f.default))
+        default = getattr(first, f.name)
+        if f.name in TRACED_FIELDS and default is not None:
+            default = float(str(np.float32(default)))
+        if not isinstance(default, str | int | float | tuple | type(None)):
+            default = f.default  # a Python object (an env instance) has no flag form
+        specs.append(
+            (f.name, _arg(f"{doc} [{kind}]".strip(), _cli_type(f.name, hints[f.name])), default)
+        )
+    return specs
+
+
+def _dataclass(name: str, doc: str, specs: list[tuple[str, Any, Any]]) -> type:
     return dataclasses.make_dataclass(
-        "train",
-        [(n, t, dataclasses.field(default=d)) for n, t, d in fields],
+        name,
+        [(n, t, dataclasses.field(default=d)) for n, t, d in specs],
         frozen=True,
-        namespace={"__doc__": "Train PPO on a gymnax environment, printing progress per chunk."},
+        namespace={"__doc__": doc},
     )
 
 
-TrainArgs = _make_train_args()
+def make_train_args(base: Config | None = None, defaults: dict[str, Any] | None = None) -> type:
+    """The `train` flags: runner options plus one flag per Config field (defaults from
+    `base`, e.g. a preset's values)."""
+    defaults = defaults or {}
+    options = [(n, _arg(h, t), defaults.get(n, d)) for n, t, d, h in _TRAIN_OPTIONS]
+    return _dataclass(
+        "train",
+        "Train PPO, printing progress; writes logs, checkpoints, a learning curve and the "
+        "final policy to the run directory.",
+        options + _config_field_specs(base or Config()),
+    )
+
+
+def make_bench_args(base: Config | None = None) -> type:
+    options = [
+        ("preset", _arg("Benchmark a preset's config (flags override it).", str | None), None),
+        ("seeds", _arg("Seed counts to time (vmapped), one row each.", tuple[int, ...]), (1,)),
+        ("out", _arg("Also save the rows as JSON here.", Path | None), None),
+    ]
+    return _dataclass(
+        "bench",
+        "Time one-shot train(config) for some seed counts: compile s, env steps/s, final "
+        "return (benchmarks/throughput.py adds references and a breakdown).",
+        options + _config_field_specs(base or Config()),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalArgs:
+    """Evaluate a saved policy or a run's checkpoint on fresh envs and report returns."""
+
+    path: tyro.conf.Positional[Path]
+    """A policy directory (save_policy), a run directory or its checkpoints/ folder."""
+    episodes: _Int = 100
+    """Episodes per run."""
+    stochastic: bool = False
+    """Sample actions instead of taking the mode."""
+    seed: _Int = 0
+    """Seed of the evaluation envs."""
+    step: _Int | None = None
+    """Checkpoint (update count) to evaluate instead of the latest."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RenderArgs:
+    """Render one episode of a saved policy: a GIF for gymnax envs, HTML for Brax."""
+
+    path: tyro.conf.Positional[Path]
+    """A policy directory (save_policy), a run directory or its checkpoints/ folder."""
+    out: Path | None = None
+    """Output file (default: episode.gif, or episode.html for Brax, next to the input)."""
+    run: _Int = 0
+    """Which run of a multi-seed or sweep checkpoint to render."""
+    seed: _Int = 0
+    """Seed of the episode."""
+    stochastic: bool = False
+    """Sample actions instead of taking the mode."""
+    max_steps: _Int | None = None
+    """Stop after this many steps (default: the episode's end)."""
+    step: _Int | None = None
+    """Checkpoint (update count) to render instead of the latest."""
+
+
+# ---- building the Config from flags ---------------------------------------------------
+
+
+def _peek(argv: Sequence[str], flag: str) -> str | None:
+    """The value of `--flag V` / `--flag=V` in argv (last one wins), without parsing."""
+    value = None
+    for i, a in enumerate(argv):
+        if a == flag and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif a.startswith(flag + "="):
+            value = a.split("=", 1)[1]
+    return value
+
+
+def _load_yaml(path: Path) -> Config:
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except OSError as e:
+        raise ValueError(f"--config={path}: cannot read it ({e.strerror})") from None
+    except yaml.YAMLError as e:
+        raise ValueError(f"--config={path}: not valid YAML ({e})") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ValueError(f"--config={path}: must be a mapping of Config fields, got {data!r}")
+    preset = data.pop("preset", None)
+    try:
+        if preset is not None:
+            return Config.preset(preset, **data)
+        return Config.from_dict(data)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"--config={path}: {e}") from None
+
+
+def _base_config(argv: Sequence[str]) -> tuple[Config, dict[str, Any]]:
+    """The config the flags start from (resumed run, YAML file, preset or defaults) and
+    the runner-option defaults (a resumed run's own)."""
+    resume = _peek(argv, "--resume")
+    if resume is not None:
+        from purejaxppo.checkpoint import Checkpointer, checkpoint_dir
+
+        step = _peek(argv, "--resume-step")
+        checkpointer = Checkpointer(checkpoint_dir(resume), keep=None, create=False)
+        _, meta = checkpointer.read_meta(None if step is None else _int_from_str([step]))
+        if meta.get("config") is None:
+            raise ValueError(
+                f"--resume={resume}: its config holds Python objects; resume it from Python"
+            )
+        runner = meta["runner"]
+        defaults = {
+            "num_seeds": meta["num_seeds"],
+            "chunk_updates": runner["chunk_updates"],
+            "checkpoint_every": runner["checkpoint_every"],
+            "keep_checkpoints": runner["keep_checkpoints"] or 3,
+            "eval_every": runner["eval_every"],
+            "eval_episodes": runner["eval_episodes"],
+            "eval_stochastic": not runner["eval_deterministic"],
+        }
+        return Config.from_dict(meta["config"]), defaults
+    path = _peek(argv, "--config")
+    if path is not None:
+        return _load_yaml(Path(path)), {}
+    preset = _peek(argv, "--preset")
+    if preset is not None:
+        return Config.preset(preset), {}
+    return Config(), {}
+
+
+def _overrides(args: Any, base: Config) -> dict[str, Any]:
+    """Config fields whose flag value differs from the base config's."""
+    first = base.unstack()[0]
+    changed = {}
+    for f in dataclasses.fields(Config):
+        if f.name in _NOT_ON_CLI or not hasattr(args, f.name):
+            continue
+        new, old = getattr(args, f.name), getattr(first, f.name)
+        if f.name in TRACED_FIELDS and new is not None and old is not None:
+            same = np.float32(new) == np.float32(old)
+        else:
+            same = new == old
+        if not same:
+            changed[f.name] = new
+    return changed
+
+
+def _apply(base: Config, changes: dict[str, Any]) -> Config:
+    if base.batch_shape:
+        # A batched base (a sweep's config.yaml): a flag sets that field for every entry.
+        changes = {
+            n: np.full(base.batch_shape, v, np.float32)
+            if n in TRACED_FIELDS and v is not None
+            else v
+            for n, v in changes.items()
+        }
+    return base.replace(**changes) if changes else base
+
+
+def parse_sweep(items: Sequence[str]) -> dict[str, list[float]]:
+    """`["lr=1e-3,3e-4", "ent-coef=0,0.01"]` -> {"lr": [...], "ent_coef": [...]}."""
+    grids: dict[str, list[float]] = {}
+    for item in items:
+        name, sep, values = item.partition("=")
+        field = name.strip().lstrip("-").replace("-", "_")
+        if not sep or not values.strip():
+            raise ValueError(f"--sweep {item!r}: write NAME=V1,V2,... (e.g. lr=1e-3,3e-4)")
+        if field not in TRACED_FIELDS:
+            known = [f.name for f in dataclasses.fields(Config)]
+            why = (
+                "it is a static field (it changes the compiled program); run one command "
+                "per value instead"
+                if field in known
+                else "no such Config field"
+            )
+            raise ValueError(
+                f"--sweep {item!r}: only traced hyperparameters can be swept in one "
+                f"compile, and {field} is not one: {why} (traced: {', '.join(TRACED_FIELDS)})"
+            )
+        try:
+            grids[field] = [float(v) for v in values.split(",")]
+        except ValueError:
+            raise ValueError(f"--sweep {item!r}: values must be numbers") from None
+        if field in grids and len(set(grids[field])) != len(grids[field]):
+            raise ValueError(f"--sweep {item!r}: repeated values")
+    return grids
+
+
+def _check_counts(args: Any, names: Sequence[str]) -> None:
+    for name in names:
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')}={getattr(args, name)}: must be >= 1")
+    if hasattr(args, "seed") and not 0 <= args.seed < 2**32:
+        raise ValueError(f"--seed={args.seed}: must be in [0, 2**32)")
+
+
+def build_train_config(args: Any, base: Config) -> Config:
+    """The Config a parsed `train` command asks for (base + flags + sweep)."""
+    config = _apply(base, _overrides(args, base))
+    if args.sweep:
+        if config.batch_shape:
+            raise ValueError(
+                "--sweep: the starting config is already a sweep; give one or the other"
+            )
+        config = Config.sweep(config, **parse_sweep(args.sweep))
+    return config
 
 
 def _cli_error(message: str) -> str:
@@ -151,71 +442,256 @@ def _fmt(x: float) -> str:
     return "n/a (no episode ended)" if math.isnan(x) else f"{x:.1f}"
 
 
-def run_train(args: Any) -> int:
-    """Build the Config from parsed flags, train, print progress and a summary."""
-    values = {
-        f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if hasattr(args, f.name)
-    }
-    try:
-        config = Config(**values)
-        for name in ("num_seeds", "num_chunks"):
-            if getattr(args, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')}={getattr(args, name)}: must be >= 1")
-        if not 0 <= args.seed < 2**32:
-            raise ValueError(f"--seed={args.seed}: must be in [0, 2**32)")
-    except (ValueError, TypeError, ImportError) as e:
-        print(f"error: {_cli_error(str(e))}", file=sys.stderr)
-        return 2
+# ---- commands -------------------------------------------------------------------------
 
-    seeds = f"{args.num_seeds} seeds" if args.num_seeds > 1 else "1 seed"
+
+def _error(e: BaseException, status: int = 2) -> int:
+    print(f"error: {_cli_error(str(e))}", file=sys.stderr)
+    return status
+
+
+def run_train(args: Any, base: Config) -> int:
+    """Build the Config from parsed flags, train with `fit`, print progress and a summary."""
+    from purejaxppo.checkpoint import CheckpointError
+    from purejaxppo.runner import NonFiniteError, default_run_dir, run_labels
+
+    try:
+        config = build_train_config(args, base)
+        _check_counts(args, ("num_seeds", "num_chunks", "eval_episodes", "keep_checkpoints"))
+        if args.wandb_mode not in ("online", "offline", "disabled"):
+            raise ValueError(f"--wandb-mode={args.wandb_mode}: must be online, offline or disabled")
+    except (ValueError, TypeError, ImportError) as e:
+        return _error(e)
+    out = args.out
+    if out is None:
+        out = args.resume if args.resume is not None else default_run_dir(config)
+    runs = run_labels(config, args.num_seeds)
+    what = f"{len(runs)} runs" if len(runs) > 1 else "1 run"
+    action = f"resuming {args.resume}" if args.resume is not None else "training"
     print(
-        f"training {config.env} for {config.num_updates} updates x {config.batch_size} "
-        f"steps = {config.num_updates * config.batch_size:,} env steps, {seeds} "
-        f"(compiling first)",
+        f"{action}: {config.env}, {config.num_updates} updates x {config.batch_size} steps = "
+        f"{config.num_updates * config.batch_size:,} env steps per run, {what} "
+        f"-> {out} (compiling first)",
         flush=True,
     )
+    cache = False if args.no_compile_cache else (args.compile_cache or True)
+    wandb = {"project": args.wandb_project, "mode": args.wandb_mode} if args.wandb else False
     start = time.perf_counter()
-    reports = []
-
-    def progress(report):
-        reports.append(report)
-        print(report, flush=True)
-
-    out = train_chunked(
-        config, args.seed, num_seeds=args.num_seeds, num_chunks=args.num_chunks, callback=progress
-    )
-    total = time.perf_counter() - start
-
-    # [num_seeds, num_updates] -> one final return per seed
-    returns = np.reshape(out.metrics["episode_return"], (args.num_seeds, config.num_updates))
-    per_seed = np.array([nanmean(r[-FINAL_UPDATES:]) for r in returns])
-    if args.num_seeds == 1:
-        print(f"final return (mean of last {FINAL_UPDATES} updates): {_fmt(per_seed[0])}")
-    else:
-        finite = per_seed[~np.isnan(per_seed)]
-        worst = float(finite.min()) if finite.size else math.nan
-        print(
-            f"final return (mean of last {FINAL_UPDATES} updates) over {args.num_seeds} seeds: "
-            f"mean {_fmt(nanmean(per_seed))}, min {_fmt(worst)}"
+    try:
+        result = fit(
+            config,
+            args.seed,
+            num_seeds=args.num_seeds,
+            out=out,
+            num_chunks=args.num_chunks,
+            chunk_updates=args.chunk_updates,
+            checkpoint_every=args.checkpoint_every,
+            keep_checkpoints=args.keep_checkpoints,
+            resume=args.resume,
+            resume_step=args.resume_step,
+            eval_every=args.eval_every or None,
+            eval_episodes=args.eval_episodes,
+            eval_deterministic=not args.eval_stochastic,
+            tensorboard=args.tensorboard,
+            wandb=wandb,
+            progress=None if args.progress else False,
+            verbose=True,
+            compile_cache=cache,
         )
-    last = reports[-1]
+    except (ValueError, TypeError, ImportError) as e:
+        return _error(e)
+    except (CheckpointError, NonFiniteError) as e:
+        return _error(e, status=1)
+    total = time.perf_counter() - start
+    _print_summary(config, args.num_seeds, runs, result)
     print(
-        f"total time {total:.1f} s (compile {last.compile_seconds:.1f} s, "
-        f"{last.steps_per_second:,.0f} env steps/s after compiling)"
+        f"total time {total:.1f} s (compile {result.compile_seconds:.1f} s, "
+        f"{result.steps_per_second:,.0f} env steps/s after compiling)"
     )
+    print(f"run directory: {out} (metrics.csv, learning_curve.png, checkpoints/, policy)")
+    return 0
+
+
+def _print_summary(config: Config, num_seeds: int, runs: list[dict], result: Any) -> None:
+    returns = np.reshape(result.metrics["episode_return"], (len(runs), -1))
+    per_run = np.array([nanmean(r[-FINAL_UPDATES:]) for r in returns])
+    head = f"final return (mean of last {FINAL_UPDATES} updates)"
+    num_configs = len(runs) // num_seeds
+    for c in range(num_configs):
+        group = per_run[c * num_seeds : (c + 1) * num_seeds]
+        label = runs[c * num_seeds]
+        swept = {k: v for k, v in label.items() if k not in ("run", "config", "seed")}
+        where = f" [{', '.join(f'{k}={v:g}' for k, v in swept.items())}]" if swept else ""
+        if num_seeds == 1:
+            print(f"{head}{where}: {_fmt(group[0])}")
+        else:
+            finite = group[~np.isnan(group)]
+            worst = float(finite.min()) if finite.size else math.nan
+            print(
+                f"{head}{where} over {num_seeds} seeds: mean {_fmt(nanmean(group))}, "
+                f"min {_fmt(worst)}"
+            )
+    if result.evals is not None:
+        ev = np.reshape(result.evals.returns[..., -1, :], (len(runs), -1)).mean(axis=-1)
+        print(f"final evaluation return: mean {ev.mean():.1f} over {len(runs)} run(s)")
+
+
+def _load_for_acting(path: Path, step: int | None, run: int | None, deterministic: bool):
+    """(config, act, state-or-None, policy-or-None) for eval/render from a policy
+    directory or a run's checkpoint."""
+    from purejaxppo.export import load_policy
+    from purejaxppo.policy import make_policy
+    from purejaxppo.runner import load_run
+
+    path = Path(path)
+    if (path / "policy.json").exists():
+        policy = load_policy(path, deterministic=deterministic)
+        return policy.config, policy, None
+    if not path.exists():
+        raise ValueError(f"{path}: no such policy or run directory")
+    loaded = load_run(path, step)
+    configs = loaded.config.unstack()
+    n = len(configs) * loaded.num_seeds
+    if run is None:
+        return loaded.config, None, loaded
+    if not 0 <= run < n:
+        raise ValueError(f"--run={run}: the checkpoint holds {n} runs (0..{n - 1})")
+    c, s = divmod(run, loaded.num_seeds)
+    index = ((c,) if loaded.config.batch_shape else ()) + ((s,) if loaded.num_seeds > 1 else ())
+    state = jax.tree.map(lambda x: x[index], loaded.state) if index else loaded.state
+    return configs[c], make_policy(configs[c], state, deterministic), None
+
+
+def run_eval(args: EvalArgs) -> int:
+    """Evaluate every run of a checkpoint, or a saved policy, and print its returns."""
+    from purejaxppo.checkpoint import CheckpointError
+    from purejaxppo.policy import _evaluate
+    from purejaxppo.runner import _eval_jit, run_labels
+
+    try:
+        _check_counts(args, ("episodes",))
+        config, policy, loaded = _load_for_acting(args.path, args.step, None, not args.stochastic)
+    except (ValueError, TypeError, ImportError, FileNotFoundError, CheckpointError) as e:
+        return _error(e)
+    key = jax.random.key(args.seed)
+    mode = "stochastic" if args.stochastic else "deterministic"
+    if policy is not None:
+        result = _evaluate(
+            config, policy.params, policy.obs_stats, key, args.episodes, not args.stochastic
+        )
+        returns = np.asarray(result.returns)[None]
+        lengths = np.asarray(result.lengths)[None]
+        names = [str(args.path)]
+        print(f"{config.env}: policy {args.path}, {args.episodes} {mode} episodes")
+    else:
+        seeds, sweep = loaded.num_seeds > 1, config.batch_shape != ()
+        batch = loaded.state.update_step.shape
+        n = int(np.prod(batch)) if batch else 1
+        keys = jax.random.split(key, n)
+        keys = keys.reshape(batch) if batch else keys[0]
+        result = _eval_jit(
+            config, loaded.state, keys, args.episodes, not args.stochastic, seeds, sweep
+        )
+        returns = np.asarray(result.returns).reshape(n, -1)
+        lengths = np.asarray(result.lengths).reshape(n, -1)
+        labels = run_labels(config, loaded.num_seeds)
+        names = [f"run {lab['run']} (config {lab['config']}, seed {lab['seed']})" for lab in labels]
+        print(
+            f"{config.env}: checkpoint {loaded.path} (update {loaded.update}), "
+            f"{args.episodes} {mode} episodes per run"
+        )
+    for name, r, ln in zip(names, returns, lengths, strict=True):
+        print(
+            f"{name}: return mean {r.mean():.2f} std {r.std():.2f} min {r.min():.2f} "
+            f"max {r.max():.2f} | length mean {ln.mean():.1f}"
+        )
+    if len(names) > 1:
+        print(f"all runs: return mean {returns.mean():.2f}")
+    return 0
+
+
+def run_render(args: RenderArgs) -> int:
+    """Write one episode as a GIF (gymnax) or an HTML page (Brax)."""
+    from purejaxppo.checkpoint import CheckpointError
+    from purejaxppo.render import render_episode
+
+    try:
+        config, act, _ = _load_for_acting(args.path, args.step, args.run, not args.stochastic)
+        brax = isinstance(config.env, str) and config.env.startswith("brax/")
+        out = args.out
+        if out is None:
+            out = Path(args.path) / ("episode.html" if brax else "episode.gif")
+        result = render_episode(config, act, out, jax.random.key(args.seed), args.max_steps)
+    except (ValueError, TypeError, ImportError, FileNotFoundError, CheckpointError) as e:
+        return _error(e)
+    print(f"wrote {result.path}: return {float(result.episode_return):.2f}, length {result.length}")
+    return 0
+
+
+def run_bench(args: Any, base: Config) -> int:
+    """Time one-shot train for each seed count and print (and save) the rows."""
+    from purejaxppo.bench import bench_train, format_row, machine_info, warm_up
+
+    try:
+        config = _apply(base, _overrides(args, base))
+        if not args.seeds or min(args.seeds) < 1:
+            raise ValueError(f"--seeds={list(args.seeds)}: give positive seed counts")
+    except (ValueError, TypeError, ImportError) as e:
+        return _error(e)
+    print(
+        f"bench: {config.env}, {config.num_updates} updates x {config.batch_size} steps "
+        f"on {jax.devices()[0].platform}",
+        flush=True,
+    )
+    warm_up()
+    rows = []
+    for seeds in args.seeds:
+        row = bench_train(config, seeds)
+        rows.append(row)
+        print(format_row(row), flush=True)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        report = {"machine": machine_info(), "config": config.to_dict(), "runs": rows}
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"saved {args.out}")
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `purejaxppo` command and of `python -m purejaxppo`."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = argv[0] if argv else None
+    helping = bool({"-h", "--help"} & set(argv))
     try:
+        base, defaults = Config(), {}
+        if command in ("train", "bench") and not helping:
+            try:
+                base, defaults = _base_config(argv)
+            except Exception as e:  # bad preset, config file or checkpoint: one line
+                return _error(e)
+        if command in ("train", "eval", "render") and not helping:
+            if "--no-compile-cache" not in argv:
+                enable_compile_cache(_peek(argv, "--compile-cache") or True)
         args = tyro.extras.subcommand_cli_from_dict(
-            {"train": TrainArgs},
+            {
+                "train": make_train_args(base, defaults),
+                "eval": EvalArgs,
+                "render": RenderArgs,
+                "bench": make_bench_args(base),
+            },
             prog="purejaxppo",
             description="purejaxppo: end-to-end compiled PPO in JAX.",
             args=argv,
         )
-        return run_train(args)
+        if isinstance(args, EvalArgs):
+            with quiet_cache_loads():
+                return run_eval(args)
+        if isinstance(args, RenderArgs):
+            with quiet_cache_loads():
+                return run_render(args)
+        if type(args).__name__ == "bench":
+            return run_bench(args, base)
+        return run_train(args, base)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -1,8 +1,109 @@
-"""`purejaxppo train`: readable one-line errors for bad flags, progress and a summary."""
+"""The `purejaxppo` command: flags round-trip into Config, one-line errors, and the
+train / eval / render / bench subcommands."""
 
+from __future__ import annotations
+
+import json
+
+import numpy as np
 import pytest
+import tyro
+from conftest import SMALL
 
-from purejaxppo.cli import main
+from purejaxppo import Config
+from purejaxppo.cli import (
+    _base_config,
+    build_train_config,
+    config_field_docs,
+    main,
+    make_train_args,
+)
+from purejaxppo.config import static_differences
+from purejaxppo.loggers import read_jsonl
+
+SMALL_FLAGS = [
+    "--num-envs", "4", "--num-steps", "16", "--num-minibatches", "2", "--update-epochs", "2",
+]  # fmt: skip
+
+
+def parse(argv: list[str]) -> Config:
+    """What `purejaxppo train ARGV` would train, without training."""
+    base, defaults = _base_config(argv)
+    args = tyro.cli(make_train_args(base, defaults), args=argv)
+    return build_train_config(args, base)
+
+
+def assert_same_config(a: Config, b: Config) -> None:
+    assert static_differences(a, b) == []
+    assert a.to_dict() == b.to_dict()
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ([], Config()),
+        (
+            [
+                "--lr",
+                "1e-3",
+                "--num-envs",
+                "8",
+                "--hidden-sizes",
+                "32",
+                "32",
+                "--target-kl",
+                "0.02",
+            ],
+            Config(lr=1e-3, num_envs=8, hidden_sizes=(32, 32), target_kl=0.02),
+        ),
+        (
+            ["--total-timesteps", "1e6", "--normalize-obs", "--activation", "relu"],
+            Config(total_timesteps=1_000_000, normalize_obs=True, activation="relu"),
+        ),
+        (
+            ["--env", "Pendulum-v1", "--continuous-dist", "tanh_gaussian", "--no-clip-value-loss"],
+            Config(env="Pendulum-v1", continuous_dist="tanh_gaussian", clip_value_loss=False),
+        ),
+        (
+            ["--preset", "Breakout-MinAtar", "--lr", "1e-4"],
+            Config.preset("Breakout-MinAtar", lr=1e-4),
+        ),
+        (["--preset", "brax/ant"], Config.preset("brax/ant")),
+    ],
+)
+def test_flags_round_trip_into_config(argv, expected):
+    assert_same_config(parse(argv), expected)
+
+
+def test_every_config_field_is_a_documented_flag(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for name, doc in config_field_docs().items():
+        if name == "env_params":
+            continue
+        assert f"--{name.replace('_', '-')}" in text, name
+        assert " ".join(doc.split()[:3]) in text or name == "env", name
+
+
+def test_yaml_config_file_then_flags(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("preset: Acrobot-v1\nnum_envs: 8\nlr: 0.001\nhidden_sizes: [32, 16]\n")
+    config = parse(["--config", str(path), "--gamma", "0.95"])
+    expected = Config.preset("Acrobot-v1", num_envs=8, lr=1e-3, hidden_sizes=(32, 16), gamma=0.95)
+    assert_same_config(config, expected)
+    # A run's own config.yaml (Config.to_dict) reads back to the same Config.
+    import yaml
+
+    path.write_text(yaml.safe_dump(expected.to_dict()))
+    assert_same_config(parse(["--config", str(path)]), expected)
+
+
+def test_sweep_flag_is_a_grid_over_traced_fields():
+    config = parse(["--sweep", "lr=1e-3,3e-4", "ent-coef=0,0.01"])
+    assert config.batch_shape == (4,)
+    np.testing.assert_allclose(config.lr, [1e-3, 1e-3, 3e-4, 3e-4])
+    np.testing.assert_allclose(config.ent_coef, [0, 0.01, 0, 0.01])
 
 
 @pytest.mark.parametrize(
@@ -13,22 +114,19 @@ from purejaxppo.cli import main
         (["--num-envs", "0"], "--num-envs=0: must be a positive integer"),
         (["--lr", "-1"], "--lr=-1"),
         (["--num-seeds", "0"], "--num-seeds=0"),
+        (["--preset", "Cartpole"], "no such preset; did you mean 'CartPole-v1'"),
+        (["--sweep", "num_envs=4,8"], "num_envs is not one: it is a static field"),
+        (["--sweep", "lr"], "write NAME=V1,V2"),
+        (["--config", "/nonexistent.yaml"], "--config=/nonexistent.yaml: cannot read it"),
+        (["--resume", "/nonexistent-run"], "no checkpoints found"),
+        (["--checkpoint-every", "3", "--chunk-updates", "2"], "must be a multiple of"),
     ],
 )
-def test_bad_flags_exit_2_with_one_line(argv, expected, capsys):
-    assert main(["train", *argv]) == 2
+def test_bad_flags_exit_2_with_one_line(argv, expected, capsys, tmp_path):
+    assert main(["train", *argv, "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
     assert expected in err
     assert err.startswith("error: ") and "Traceback" not in err
-
-
-def test_train_prints_progress_and_final_return(capsys):
-    code = main(["train", "--total-timesteps", "2048", "--num-chunks", "2", "--num-seeds", "2"])
-    assert code == 0
-    out = capsys.readouterr().out
-    assert "update 2/4" in out and "update 4/4" in out
-    assert "final return (mean of last 10 updates) over 2 seeds: mean" in out
-    assert "env steps/s after compiling" in out
 
 
 def test_missing_brax_is_one_line_error(monkeypatch, capsys):
@@ -41,3 +139,103 @@ def test_missing_brax_is_one_line_error(monkeypatch, capsys):
     assert main(["train", "--env", "brax/hopper"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "purejaxppo[brax]" in err and "Traceback" not in err
+
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory):
+    """`purejaxppo train` with 2 seeds and a checkpoint per chunk, then its output."""
+    out = tmp_path_factory.mktemp("cli") / "run"
+    argv = ["train", *SMALL_FLAGS, "--total-timesteps", "256", "--num-seeds", "2"]
+    argv += ["--num-chunks", "2", "--out", str(out), "--no-compile-cache"]
+    return out, argv
+
+
+def test_train_prints_progress_summary_and_writes_the_run(cli_run, capsys):
+    out, argv = cli_run
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "update 2/4" in text and "update 4/4" in text
+    assert "final return (mean of last 10 updates) over 2 seeds: mean" in text
+    assert "env steps/s after compiling" in text
+    assert f"run directory: {out}" in text
+    for name in ("metrics.csv", "metrics.jsonl", "learning_curve.png", "config.yaml"):
+        assert (out / name).exists(), name
+    assert (out / "policies" / "c0_s1" / "policy.json").exists()
+
+
+def test_eval_command_reports_every_run(cli_run, capsys):
+    out, argv = cli_run
+    if not (out / "checkpoints").exists():
+        assert main(argv) == 0
+    capsys.readouterr()
+    assert main(["eval", str(out), "--episodes", "3"]) == 0
+    text = capsys.readouterr().out
+    assert "run 0 (config 0, seed 0): return mean" in text
+    assert "run 1 (config 0, seed 1): return mean" in text
+    assert main(["eval", str(out / "policies" / "c0_s0"), "--episodes", "3"]) == 0
+    assert "3 deterministic episodes" in capsys.readouterr().out
+    assert main(["eval", str(out / "nothing-here")]) == 2
+
+
+def test_resume_a_finished_run_is_a_no_op_with_its_own_options(cli_run, capsys):
+    out, argv = cli_run
+    if not (out / "checkpoints").exists():
+        assert main(argv) == 0
+    capsys.readouterr()
+    # No --num-seeds here: the run's own layout (2 seeds) is the default on resume.
+    assert main(["train", "--resume", str(out), "--no-compile-cache"]) == 0
+    assert "resuming" in capsys.readouterr().out
+    assert len(read_jsonl(out / "metrics.jsonl")) == 2 * 4
+    assert main(["train", "--resume", str(out), "--num-envs", "8"]) == 1
+    assert "num_envs (checkpoint 4, now 8)" in capsys.readouterr().err
+
+
+def test_sweep_trains_every_grid_point_in_one_compile(monkeypatch, tmp_path, capsys):
+    from purejaxppo import runner
+
+    lowered = []
+    original = runner._run_chunk_jit
+
+    class Counting:
+        def lower(self, *args):
+            lowered.append(args[2:])
+            return original.lower(*args)
+
+    monkeypatch.setattr(runner, "_run_chunk_jit", Counting())
+    out = tmp_path / "sweep"
+    argv = ["train", *SMALL_FLAGS, "--total-timesteps", "256", "--num-chunks", "1"]
+    argv += ["--sweep", "lr=1e-3,3e-4", "ent-coef=0,0.01", "--out", str(out)]
+    assert main([*argv, "--no-compile-cache"]) == 0
+    assert len(lowered) == 1  # one chunk program for all 4 grid points
+    text = capsys.readouterr().out
+    assert "[lr=0.0003, ent_coef=0.01]" in text
+    rows = read_jsonl(out / "metrics.jsonl")
+    # The swept lr is a label, renamed because the lr metric (the schedule) is a column.
+    points = {(r["label/lr"], r["ent_coef"]) for r in rows}
+    assert points == {(1e-3, 0.0), (1e-3, 0.01), (3e-4, 0.0), (3e-4, 0.01)}
+    assert len(rows) == 4 * 4
+
+
+def test_render_command_writes_a_gif(cli_run, capsys, tmp_path):
+    pytest.importorskip("pygame")
+    out, argv = cli_run
+    if not (out / "checkpoints").exists():
+        assert main(argv) == 0
+    gif = tmp_path / "episode.gif"
+    assert main(["render", str(out), "--run", "1", "--max-steps", "5", "--out", str(gif)]) == 0
+    assert "length 5" in capsys.readouterr().out
+    from PIL import Image
+
+    assert Image.open(gif).n_frames == 5
+    assert main(["render", str(out), "--run", "7"]) == 2
+    assert "--run=7: the checkpoint holds 2 runs" in capsys.readouterr().err
+
+
+def test_bench_command_saves_its_rows(tmp_path, capsys):
+    path = tmp_path / "bench.json"
+    flags = [*SMALL_FLAGS, "--total-timesteps", str(SMALL["total_timesteps"])]
+    assert main(["bench", *flags, "--seeds", "1", "2", "--out", str(path)]) == 0
+    report = json.loads(path.read_text())
+    assert [r["seeds"] for r in report["runs"]] == [1, 2]
+    assert all(r["steps_per_s"] > 0 for r in report["runs"])
+    assert "k steps/s" in capsys.readouterr().out
