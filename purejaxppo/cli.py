@@ -161,7 +161,14 @@ _TRAIN_OPTIONS: list[tuple[str, Any, Any, str]] = [
         "checkpoint_every",
         _Int | None,
         None,
-        "Checkpoint every N updates (default: every chunk; 0: only at the end).",
+        "Checkpoint every N updates (default: at the first chunk end --checkpoint-seconds "
+        "after the last one; 0: only at the end). There is always one at the end.",
+    ),
+    (
+        "checkpoint_seconds",
+        float,
+        60.0,
+        "Without --checkpoint-every: seconds between checkpoints (at chunk ends).",
     ),
     ("keep_checkpoints", _Int, 3, "Keep the last N checkpoints."),
     (
@@ -339,6 +346,7 @@ def _base_config(argv: Sequence[str]) -> tuple[Config, dict[str, Any]]:
             "num_seeds": meta["num_seeds"],
             "chunk_updates": runner["chunk_updates"],
             "checkpoint_every": runner["checkpoint_every"],
+            "checkpoint_seconds": runner["checkpoint_seconds"],
             "keep_checkpoints": runner["keep_checkpoints"] or 3,
             "eval_every": runner["eval_every"],
             "eval_episodes": runner["eval_episodes"],
@@ -486,6 +494,7 @@ def run_train(args: Any, base: Config) -> int:
             num_chunks=args.num_chunks,
             chunk_updates=args.chunk_updates,
             checkpoint_every=args.checkpoint_every,
+            checkpoint_seconds=args.checkpoint_seconds,
             keep_checkpoints=args.keep_checkpoints,
             resume=args.resume,
             resume_step=args.resume_step,

@@ -98,6 +98,7 @@ class FitResult:
     compile_seconds: float
     run_seconds: float  # chunk calls only (device time plus fetching metrics)
     steps_per_second: float  # all runs' env steps / run_seconds
+    loop_seconds: float  # the whole loop after compiling: chunks, logs, evals, checkpoints
 
 
 def chunk_lengths(num_updates: int, num_chunks: int) -> list[int]:
@@ -328,6 +329,7 @@ def fit(
     num_chunks: int = 10,
     chunk_updates: int | None = None,
     checkpoint_every: int | None = None,
+    checkpoint_seconds: float = 60.0,
     keep_checkpoints: int | None = 3,
     resume: str | Path | None = None,
     resume_step: int | None = None,
@@ -352,9 +354,10 @@ def fit(
 
     out: run directory. With it, fit writes `config.yaml`, per-update logs
     (`metrics.csv`/`.jsonl`, and `metrics_mean.*` for several runs), `eval.*`,
-    orbax checkpoints under `checkpoints/` (every `checkpoint_every` updates, every
-    chunk when None, only at the end when 0; the last `keep_checkpoints` kept), the
-    learning curve `learning_curve.png` and the final policy (`policy/` or
+    orbax checkpoints under `checkpoints/` (every `checkpoint_every` updates; when
+    None, at the first chunk end at least `checkpoint_seconds` after the previous
+    checkpoint; 0: only at the end; always at the end; the last `keep_checkpoints`
+    kept), the learning curve `learning_curve.png` and the final policy (`policy/` or
     `policies/<run>/`, see `load_policy`). Without it nothing is written.
 
     resume: a run directory (or its `checkpoints/` folder) to continue from its latest
@@ -389,8 +392,8 @@ def fit(
     _positive_or_none("resume_step", resume_step, allow_zero=True)
     num_updates = config.num_updates
     chunk = plan_chunk_updates(num_updates, num_chunks, chunk_updates, checkpoint_every, eval_every)
-    if checkpoint_every is None:
-        checkpoint_every = chunk
+    if not (isinstance(checkpoint_seconds, int | float) and checkpoint_seconds >= 0):
+        raise ValueError(f"checkpoint_seconds={checkpoint_seconds!r}: must be a number >= 0")
     if resume is not None and out is None:
         resume_dir = Path(resume)
         out = resume_dir.parent if resume_dir.name == ckpt.CHECKPOINT_DIR else resume_dir
@@ -408,7 +411,6 @@ def fit(
     num_runs = len(labels)
     key = jax.random.key(key) if isinstance(key, int | np.integer) else as_key(jnp.asarray(key))
     keys = jax.random.split(key, num_seeds) if seeds else key
-    abstract_state, abstract_metrics = _abstract_run(config, num_seeds)
 
     # ---- starting point: fresh, or a checkpoint -----------------------------------
     history: list[dict[str, np.ndarray]] = []
@@ -449,7 +451,7 @@ def fit(
                 f"fit: eval_episodes={eval_episodes} but the resumed run evaluated "
                 f"{saved_episodes} episodes each time; keep it the same"
             )
-        template = _checkpoint_template(abstract_state, abstract_metrics, meta)
+        template = _checkpoint_template(*_abstract_run(config, num_seeds), meta)
         restored = checkpointer.restore(template, done)
         state = jax.device_put(restored.arrays["state"])
         if done:
@@ -554,6 +556,7 @@ def fit(
             "runner": {
                 "chunk_updates": chunk,
                 "checkpoint_every": checkpoint_every,
+                "checkpoint_seconds": checkpoint_seconds,
                 "keep_checkpoints": keep_checkpoints,
                 "eval_every": eval_every,
                 "eval_episodes": eval_episodes,
@@ -563,6 +566,7 @@ def fit(
         return checkpointer.save(update, arrays, meta)
 
     run_seconds = 0.0
+    loop_start = last_save = time.perf_counter()
     try:
         for i, n in enumerate(remaining, start=1):
             first = done + 1
@@ -612,9 +616,15 @@ def fit(
                 eval_return=eval_mean,
             )
             if checkpointer is not None and (
-                done == num_updates or (checkpoint_every and done % checkpoint_every == 0)
+                done == num_updates
+                or (checkpoint_every and done % checkpoint_every == 0)
+                or (
+                    checkpoint_every is None
+                    and time.perf_counter() - last_save >= checkpoint_seconds
+                )
             ):
                 path = save(done)
+                last_save = time.perf_counter()
                 last_checkpoint = f"last good checkpoint: {path}"
                 report = dataclasses.replace(report, checkpoint=path)
             say(str(report))
@@ -638,6 +648,7 @@ def fit(
         if logger is not None:
             logger.close()
 
+    loop_seconds = time.perf_counter() - loop_start
     all_metrics = _concat(history)
     evals = None
     if eval_updates:
@@ -659,6 +670,7 @@ def fit(
         compile_seconds=compile_seconds,
         run_seconds=run_seconds,
         steps_per_second=total_steps / run_seconds if run_seconds > 0 else math.nan,
+        loop_seconds=loop_seconds,
     )
 
 

@@ -42,7 +42,8 @@ def reference(run_config):
 
 @pytest.fixture(scope="module")
 def two_seed_run(run_config, tmp_path_factory):
-    """fit with 2 seeds, chunks of 2 updates, evaluation every 4 updates, TensorBoard."""
+    """fit with 2 seeds, chunks of 2 updates, a checkpoint after each, evaluation every
+    4 updates, TensorBoard."""
     out = tmp_path_factory.mktemp("fit") / "run"
     result = fit(
         run_config,
@@ -50,6 +51,7 @@ def two_seed_run(run_config, tmp_path_factory):
         num_seeds=2,
         out=out,
         chunk_updates=2,
+        checkpoint_every=2,
         eval_every=4,
         eval_episodes=3,
         tensorboard=True,
@@ -154,7 +156,16 @@ def _copy_run(src: Path, dst: Path, keep_steps: list[int]) -> Path:
 
 def test_resume_from_a_middle_checkpoint_equals_uninterrupted(two_seed_run, run_config, tmp_path):
     run = _copy_run(two_seed_run.run_dir, tmp_path / "run", keep_steps=[4])
-    resumed = fit(run_config, 123, num_seeds=2, resume=run, eval_every=4, eval_episodes=3, **QUIET)
+    resumed = fit(
+        run_config,
+        123,
+        num_seeds=2,
+        resume=run,
+        checkpoint_every=2,
+        eval_every=4,
+        eval_episodes=3,
+        **QUIET,
+    )
     assert_trees_equal(resumed.state, two_seed_run.state)
     for name, values in two_seed_run.metrics.items():
         np.testing.assert_array_equal(resumed.metrics[name], values, err_msg=name)
@@ -244,7 +255,8 @@ _KILLED_RUN = textwrap.dedent(
             time.sleep(2.0)  # time for the parent to kill this process mid-run
 
     result = fit(
-        config, 7, out=out, chunk_updates=2, resume=out if mode == "resume" else None,
+        config, 7, out=out, chunk_updates=2, checkpoint_every=2,
+        resume=out if mode == "resume" else None,
         callbacks=[report], compile_cache=cache, progress=False,
     )
     leaves = jax.tree.leaves(result.state.params)
@@ -299,9 +311,39 @@ def test_sigkill_then_resume_equals_uninterrupted(reference, tmp_path):
     finally:
         _kill_group(resumed)
     assert resumed.returncode == 0, text
+    assert any(cache.iterdir())  # both processes used the persistent compilation cache
     final = np.load(out / "final.npz")
     expected = jax.tree.leaves(to_numpy(reference.state.params))
     for i, x in enumerate(expected):
         np.testing.assert_array_equal(final[f"arr_{i}"], x)
     rows = read_jsonl(out / "metrics.jsonl")
     assert [r["update"] for r in rows] == list(range(1, 9))
+
+
+def test_checkpoint_cadence(run_config, tmp_path):
+    # Default: at most one checkpoint per checkpoint_seconds (60 s), plus the final one.
+    fit(run_config, 0, out=tmp_path / "a", chunk_updates=2, **QUIET)
+    assert Checkpointer(tmp_path / "a" / "checkpoints", create=False).steps() == [8]
+    # checkpoint_seconds=0: after every chunk, the last keep_checkpoints kept.
+    fit(run_config, 0, out=tmp_path / "b", chunk_updates=2, checkpoint_seconds=0,
+        keep_checkpoints=2, **QUIET)  # fmt: skip
+    assert Checkpointer(tmp_path / "b" / "checkpoints", create=False).steps() == [6, 8]
+
+
+def test_compile_cache_directory_and_precedence(tmp_path, monkeypatch):
+    from purejaxppo.cache import enable_compile_cache
+
+    before = jax.config.jax_compilation_cache_dir
+    try:
+        monkeypatch.setenv("PUREJAXPPO_COMPILE_CACHE", "0")
+        if before is None:
+            assert enable_compile_cache(True) is None  # switched off by the variable
+        expected = Path(before) if before else tmp_path / "mine"
+        assert enable_compile_cache(tmp_path / "mine") == expected
+        assert jax.config.jax_compilation_cache_dir == str(expected)
+        # A directory already chosen (JAX_COMPILATION_CACHE_DIR or jax.config) wins.
+        jax.config.update("jax_compilation_cache_dir", str(tmp_path / "theirs"))
+        assert enable_compile_cache(tmp_path / "mine") == tmp_path / "theirs"
+        assert enable_compile_cache(False) == tmp_path / "theirs"
+    finally:
+        jax.config.update("jax_compilation_cache_dir", before)
