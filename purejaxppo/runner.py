@@ -9,6 +9,7 @@ the CPU). Seeds and batched `Config.sweep` configs are vmapped inside each chunk
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import math
@@ -384,120 +385,125 @@ def fit(
     update; no checkpoint is written from the bad state.
     """
     start = time.perf_counter()
-    if not isinstance(config, Config):
-        raise TypeError(f"fit: config must be a purejaxppo.Config, got {config!r}")
-    if isinstance(num_seeds, bool) or not isinstance(num_seeds, int) or num_seeds < 1:
-        raise ValueError(f"fit: num_seeds={num_seeds!r}: must be a positive integer")
-    _positive_or_none("eval_episodes", eval_episodes)
-    _positive_or_none("resume_step", resume_step, allow_zero=True)
-    num_updates = config.num_updates
-    chunk = plan_chunk_updates(num_updates, num_chunks, chunk_updates, checkpoint_every, eval_every)
-    if not (isinstance(checkpoint_seconds, int | float) and checkpoint_seconds >= 0):
-        raise ValueError(f"checkpoint_seconds={checkpoint_seconds!r}: must be a number >= 0")
-    if resume is not None and out is None:
-        resume_dir = Path(resume)
-        out = resume_dir.parent if resume_dir.name == ckpt.CHECKPOINT_DIR else resume_dir
-    run_dir = Path(out) if out is not None else None
-    plain = ckpt.plain_config(config)
-    if compile_cache:
-        from purejaxppo.cache import enable_compile_cache
-
-        enable_compile_cache(compile_cache)
-
-    seeds, sweep = num_seeds > 1, config.batch_shape != ()
-    lead = int(seeds) + int(sweep)
-    batch = (*config.batch_shape, *((num_seeds,) if seeds else ()))
-    labels = run_labels(config, num_seeds)
-    num_runs = len(labels)
-    key = jax.random.key(key) if isinstance(key, int | np.integer) else as_key(jnp.asarray(key))
-    keys = jax.random.split(key, num_seeds) if seeds else key
-
-    # ---- starting point: fresh, or a checkpoint -----------------------------------
-    history: list[dict[str, np.ndarray]] = []
-    eval_updates: list[int] = []
-    eval_returns: list[np.ndarray] = []
-    eval_lengths: list[np.ndarray] = []
-    checkpointer = None
-    done = 0
-    eval_root = jax.random.fold_in(key, 0x65766C)  # evaluation keys never touch training's
-    if resume is not None:
-        checkpointer = ckpt.Checkpointer(
-            ckpt.checkpoint_dir(resume), keep=keep_checkpoints, create=False
+    # Until compiling is done, XLA:CPU's false cache-load errors are filtered out of
+    # stderr (purejaxppo.cache.quiet_cache_loads); later only around evals and saves.
+    quiet = contextlib.ExitStack()
+    quiet.enter_context(quiet_cache_loads())
+    try:
+        if not isinstance(config, Config):
+            raise TypeError(f"fit: config must be a purejaxppo.Config, got {config!r}")
+        if isinstance(num_seeds, bool) or not isinstance(num_seeds, int) or num_seeds < 1:
+            raise ValueError(f"fit: num_seeds={num_seeds!r}: must be a positive integer")
+        _positive_or_none("eval_episodes", eval_episodes)
+        _positive_or_none("resume_step", resume_step, allow_zero=True)
+        num_updates = config.num_updates
+        chunk = plan_chunk_updates(
+            num_updates, num_chunks, chunk_updates, checkpoint_every, eval_every
         )
-        done, meta = checkpointer.read_meta(resume_step)
-        mismatch = ckpt.config_mismatch(meta["static"], config)
-        if mismatch:
-            raise ckpt.CheckpointError(
-                f"cannot resume {checkpointer.directory / str(done)}: it was written by a "
-                f"config with different static fields: {'; '.join(mismatch)}"
+        if not (isinstance(checkpoint_seconds, int | float) and checkpoint_seconds >= 0):
+            raise ValueError(f"checkpoint_seconds={checkpoint_seconds!r}: must be a number >= 0")
+        if resume is not None and out is None:
+            resume_dir = Path(resume)
+            out = resume_dir.parent if resume_dir.name == ckpt.CHECKPOINT_DIR else resume_dir
+        run_dir = Path(out) if out is not None else None
+        plain = ckpt.plain_config(config)
+        if compile_cache:
+            from purejaxppo.cache import enable_compile_cache
+
+            enable_compile_cache(compile_cache)
+
+        seeds, sweep = num_seeds > 1, config.batch_shape != ()
+        lead = int(seeds) + int(sweep)
+        batch = (*config.batch_shape, *((num_seeds,) if seeds else ()))
+        labels = run_labels(config, num_seeds)
+        num_runs = len(labels)
+        key = jax.random.key(key) if isinstance(key, int | np.integer) else as_key(jnp.asarray(key))
+        keys = jax.random.split(key, num_seeds) if seeds else key
+
+        # ---- starting point: fresh, or a checkpoint -----------------------------------
+        history: list[dict[str, np.ndarray]] = []
+        eval_updates: list[int] = []
+        eval_returns: list[np.ndarray] = []
+        eval_lengths: list[np.ndarray] = []
+        checkpointer = None
+        done = 0
+        eval_root = jax.random.fold_in(key, 0x65766C)  # evaluation keys never touch training's
+        if resume is not None:
+            checkpointer = ckpt.Checkpointer(
+                ckpt.checkpoint_dir(resume), keep=keep_checkpoints, create=False
             )
-        layout = {"num_seeds": num_seeds, "batch_shape": list(config.batch_shape)}
-        saved_layout = {k: meta[k] for k in layout}
-        if saved_layout != layout:
-            raise ckpt.CheckpointError(
-                f"cannot resume {checkpointer.directory / str(done)}: it holds runs "
-                f"{saved_layout}, this call asks for {layout}"
-            )
-        changed = ckpt.traced_changes(meta.get("config"), config)
-        if changed:
-            print(
-                f"resume: hyperparameters changed since the checkpoint: {', '.join(changed)}",
-                file=sys.stderr,
-            )
-        saved_episodes = meta["runner"]["eval_episodes"]
-        n_eval = meta["eval_count"]
-        if n_eval and eval_every and eval_episodes != saved_episodes:
-            raise ValueError(
-                f"fit: eval_episodes={eval_episodes} but the resumed run evaluated "
-                f"{saved_episodes} episodes each time; keep it the same"
-            )
-        template = _checkpoint_template(*_abstract_run(config, num_seeds), meta)
-        restored = checkpointer.restore(template, done)
-        state = jax.device_put(restored.arrays["state"])
-        if done:
-            history.append(restored.arrays["metrics"])
-        if n_eval:
-            ev = restored.arrays["eval"]
-            eval_updates = [int(u) for u in ev["updates"]]
-            eval_returns = list(np.moveaxis(ev["returns"], -2, 0))
-            eval_lengths = list(np.moveaxis(ev["lengths"], -2, 0))
-        eval_root = jax.random.wrap_key_data(np.asarray(meta["eval_key"], np.uint32))
-    else:
-        with quiet_cache_loads():
+            done, meta = checkpointer.read_meta(resume_step)
+            mismatch = ckpt.config_mismatch(meta["static"], config)
+            if mismatch:
+                raise ckpt.CheckpointError(
+                    f"cannot resume {checkpointer.directory / str(done)}: it was written by a "
+                    f"config with different static fields: {'; '.join(mismatch)}"
+                )
+            layout = {"num_seeds": num_seeds, "batch_shape": list(config.batch_shape)}
+            saved_layout = {k: meta[k] for k in layout}
+            if saved_layout != layout:
+                raise ckpt.CheckpointError(
+                    f"cannot resume {checkpointer.directory / str(done)}: it holds runs "
+                    f"{saved_layout}, this call asks for {layout}"
+                )
+            changed = ckpt.traced_changes(meta.get("config"), config)
+            if changed:
+                print(
+                    f"resume: hyperparameters changed since the checkpoint: {', '.join(changed)}",
+                    file=sys.stderr,
+                )
+            saved_episodes = meta["runner"]["eval_episodes"]
+            n_eval = meta["eval_count"]
+            if n_eval and eval_every and eval_episodes != saved_episodes:
+                raise ValueError(
+                    f"fit: eval_episodes={eval_episodes} but the resumed run evaluated "
+                    f"{saved_episodes} episodes each time; keep it the same"
+                )
+            template = _checkpoint_template(*_abstract_run(config, num_seeds), meta)
+            restored = checkpointer.restore(template, done)
+            state = jax.device_put(restored.arrays["state"])
+            if done:
+                history.append(restored.arrays["metrics"])
+            if n_eval:
+                ev = restored.arrays["eval"]
+                eval_updates = [int(u) for u in ev["updates"]]
+                eval_returns = list(np.moveaxis(ev["returns"], -2, 0))
+                eval_lengths = list(np.moveaxis(ev["lengths"], -2, 0))
+            eval_root = jax.random.wrap_key_data(np.asarray(meta["eval_key"], np.uint32))
+        else:
             state = _init_jit(config, keys, seeds, sweep)
 
-    # ---- files -------------------------------------------------------------------
-    logger = None
-    if run_dir is not None:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if plain is not None:
-            import yaml
+        # ---- files -------------------------------------------------------------------
+        logger = None
+        if run_dir is not None:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            if plain is not None:
+                import yaml
 
-            (run_dir / "config.yaml").write_text(yaml.safe_dump(plain, sort_keys=False))
-        if checkpointer is None or checkpointer.directory != ckpt.checkpoint_dir(run_dir):
-            checkpointer = ckpt.Checkpointer(
-                ckpt.checkpoint_dir(run_dir), keep=keep_checkpoints, create=True
+                (run_dir / "config.yaml").write_text(yaml.safe_dump(plain, sort_keys=False))
+            if checkpointer is None or checkpointer.directory != ckpt.checkpoint_dir(run_dir):
+                checkpointer = ckpt.Checkpointer(
+                    ckpt.checkpoint_dir(run_dir), keep=keep_checkpoints, create=True
+                )
+            from purejaxppo.loggers import RunLogger
+
+            logger = RunLogger(
+                run_dir,
+                labels,
+                tensorboard=tensorboard,
+                wandb=wandb,
+                config=plain,
+                resume_from_update=done if resume is not None else None,
             )
-        from purejaxppo.loggers import RunLogger
+        elif tensorboard or wandb:
+            raise ValueError("fit: tensorboard/wandb logging needs a run directory (out=...)")
 
-        logger = RunLogger(
-            run_dir,
-            labels,
-            tensorboard=tensorboard,
-            wandb=wandb,
-            config=plain,
-            resume_from_update=done if resume is not None else None,
-        )
-    elif tensorboard or wandb:
-        raise ValueError("fit: tensorboard/wandb logging needs a run directory (out=...)")
-
-    remaining = []
-    at = done
-    while at < num_updates:
-        n = min(chunk - at % chunk, num_updates - at)
-        remaining.append(n)
-        at += n
-    with quiet_cache_loads():
+        remaining = []
+        at = done
+        while at < num_updates:
+            n = min(chunk - at % chunk, num_updates - at)
+            remaining.append(n)
+            at += n
         compiled = {
             n: _compiled(_run_chunk_jit, config, state, static=(n, seeds, sweep))
             for n in set(remaining)
@@ -514,8 +520,10 @@ def fit(
                 eval_keys,
                 static=(eval_episodes, eval_deterministic, seeds, sweep),
             )
-    jax.block_until_ready(state)
-    compile_seconds = time.perf_counter() - start
+        jax.block_until_ready(state)
+        compile_seconds = time.perf_counter() - start
+    finally:
+        quiet.close()
 
     bar = None
     if progress or (progress is None and sys.stderr.isatty()):
@@ -563,7 +571,8 @@ def fit(
                 "eval_deterministic": eval_deterministic,
             },
         }
-        return checkpointer.save(update, arrays, meta)
+        with quiet_cache_loads():
+            return checkpointer.save(update, arrays, meta)
 
     run_seconds = 0.0
     loop_start = last_save = time.perf_counter()
@@ -583,9 +592,10 @@ def fit(
 
             eval_mean = None
             if eval_every and (done % eval_every == 0 or done == num_updates):
-                ekeys = jax.random.split(jax.random.fold_in(eval_root, done), max(num_runs, 1))
-                ekeys = ekeys.reshape(batch) if batch else ekeys[0]
-                result = jax.device_get(evaluate_runs(config, state, ekeys))
+                with quiet_cache_loads():
+                    ekeys = jax.random.split(jax.random.fold_in(eval_root, done), max(num_runs, 1))
+                    ekeys = ekeys.reshape(batch) if batch else ekeys[0]
+                    result = jax.device_get(evaluate_runs(config, state, ekeys))
                 eval_updates.append(done)
                 eval_returns.append(result.returns)
                 eval_lengths.append(result.lengths)
@@ -658,9 +668,19 @@ def fit(
             lengths=np.stack(eval_lengths, axis=-2),
         )
     if run_dir is not None:
-        _finish_files(
-            run_dir, config, state, all_metrics, evals, labels, seeds, sweep, plot, export_policy
-        )
+        with quiet_cache_loads():
+            _finish_files(
+                run_dir,
+                config,
+                state,
+                all_metrics,
+                evals,
+                labels,
+                seeds,
+                sweep,
+                plot,
+                export_policy,
+            )
     total_steps = sum(remaining) * config.batch_size * num_runs
     return FitResult(
         state=state,
