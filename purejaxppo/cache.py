@@ -10,6 +10,7 @@ import contextlib
 import os
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,24 +65,39 @@ def enable_compile_cache(directory: str | os.PathLike | bool | None = True) -> P
 _FALSE_ALARM = b"cpu_aot_loader.cc"
 
 
+_REDIRECT = threading.Lock()
+
+
 @contextlib.contextmanager
 def quiet_cache_loads() -> Iterator[None]:
     """Drop XLA:CPU's false machine-feature errors printed while compiling (loading
-    from the cache) inside this block; other stderr output is passed through after."""
-    if jax.default_backend() != "cpu" or not jax.config.jax_compilation_cache_dir:
+    from the cache) inside this block; other stderr output is passed through after.
+
+    Only on the CPU with a cache directory set, and only in one thread at a time (a
+    second thread's block, or a nested one, passes everything through)."""
+    if (
+        jax.default_backend() != "cpu"
+        or not jax.config.jax_compilation_cache_dir
+        or not _REDIRECT.acquire(blocking=False)
+    ):
         yield
         return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            yield
-        finally:
+    try:
+        with contextlib.suppress(Exception):
             sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            for line in captured:
-                if _FALSE_ALARM not in line:
-                    os.write(2, line)
+        saved = os.dup(2)
+        with tempfile.TemporaryFile() as captured:
+            os.dup2(captured.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)  # restore first, whatever happens next
+                os.close(saved)
+                with contextlib.suppress(Exception):
+                    sys.stderr.flush()
+                captured.seek(0)
+                for line in captured:
+                    if _FALSE_ALARM not in line:
+                        os.write(2, line)
+    finally:
+        _REDIRECT.release()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -55,10 +56,15 @@ def checkpoint_dir(path: str | Path) -> Path:
     return path if path.name == CHECKPOINT_DIR else path / CHECKPOINT_DIR
 
 
+def _stable_repr(value: Any) -> str:
+    """repr without memory addresses (an env object's default repr has one)."""
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value))
+
+
 def static_fields_text(config: Config) -> dict[str, str]:
     """{static field: repr} for the mismatch check; repr also covers env objects."""
     return {
-        f.name: repr(getattr(config, f.name))
+        f.name: _stable_repr(getattr(config, f.name))
         for f in dataclasses.fields(Config)
         if f.name not in TRACED_FIELDS
     } | {
@@ -121,6 +127,10 @@ class Checkpointer:
         if not create and not self.directory.is_dir():
             raise CheckpointError(f"no checkpoints found: {self.directory} does not exist")
         self._manager = _manager(self.directory, keep, create)
+
+    def reload(self) -> None:
+        """Re-read the directory (after checkpoints were moved by hand)."""
+        self._manager.reload()
 
     def steps(self) -> list[int]:
         """Updates of the complete checkpoints, oldest first (temporary, half-written

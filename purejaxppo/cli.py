@@ -170,7 +170,7 @@ _TRAIN_OPTIONS: list[tuple[str, Any, Any, str]] = [
         60.0,
         "Without --checkpoint-every: seconds between checkpoints (at chunk ends).",
     ),
-    ("keep_checkpoints", _Int, 3, "Keep the last N checkpoints."),
+    ("keep_checkpoints", _Int, 3, "Keep the last N checkpoints (0: keep all)."),
     (
         "eval_every",
         _Int | None,
@@ -332,8 +332,16 @@ def _base_config(argv: Sequence[str]) -> tuple[Config, dict[str, Any]]:
     the runner-option defaults (a resumed run's own)."""
     resume = _peek(argv, "--resume")
     if resume is not None:
+        for flag in ("--preset", "--config", "--sweep"):
+            if _peek(argv, flag) is not None or flag in argv:
+                raise ValueError(
+                    f"--resume={resume} continues that run with its own config; {flag} "
+                    "cannot change it (start a new run instead)"
+                )
         from purejaxppo.checkpoint import Checkpointer, checkpoint_dir
 
+        if not Path(resume).is_dir():
+            raise ValueError(f"--resume={resume}: no such run directory")
         step = _peek(argv, "--resume-step")
         checkpointer = Checkpointer(checkpoint_dir(resume), keep=None, create=False)
         _, meta = checkpointer.read_meta(None if step is None else _int_from_str([step]))
@@ -347,7 +355,7 @@ def _base_config(argv: Sequence[str]) -> tuple[Config, dict[str, Any]]:
             "chunk_updates": runner["chunk_updates"],
             "checkpoint_every": runner["checkpoint_every"],
             "checkpoint_seconds": runner["checkpoint_seconds"],
-            "keep_checkpoints": runner["keep_checkpoints"] or 3,
+            "keep_checkpoints": runner["keep_checkpoints"] or 0,
             "eval_every": runner["eval_every"],
             "eval_episodes": runner["eval_episodes"],
             "eval_stochastic": not runner["eval_deterministic"],
@@ -355,6 +363,8 @@ def _base_config(argv: Sequence[str]) -> tuple[Config, dict[str, Any]]:
         return Config.from_dict(meta["config"]), defaults
     path = _peek(argv, "--config")
     if path is not None:
+        if _peek(argv, "--preset") is not None:
+            raise ValueError("--config and --preset both set the starting config; use one")
         return _load_yaml(Path(path)), {}
     preset = _peek(argv, "--preset")
     if preset is not None:
@@ -461,25 +471,30 @@ def _error(e: BaseException, status: int = 2) -> int:
 def run_train(args: Any, base: Config) -> int:
     """Build the Config from parsed flags, train with `fit`, print progress and a summary."""
     from purejaxppo.checkpoint import CheckpointError
+    from purejaxppo.checkpoint import checkpoint_dir as ckpt_dir
     from purejaxppo.runner import NonFiniteError, default_run_dir, run_labels
 
     try:
         config = build_train_config(args, base)
-        _check_counts(args, ("num_seeds", "num_chunks", "eval_episodes", "keep_checkpoints"))
+        _check_counts(args, ("num_seeds", "num_chunks", "eval_episodes"))
+        if args.keep_checkpoints < 0:
+            raise ValueError(
+                f"--keep-checkpoints={args.keep_checkpoints}: must be >= 0 (0 keeps all)"
+            )
         if args.wandb_mode not in ("online", "offline", "disabled"):
             raise ValueError(f"--wandb-mode={args.wandb_mode}: must be online, offline or disabled")
     except (ValueError, TypeError, ImportError) as e:
         return _error(e)
     out = args.out
-    if out is None:
-        out = args.resume if args.resume is not None else default_run_dir(config)
+    if out is None and args.resume is None:
+        out = default_run_dir(config)
     runs = run_labels(config, args.num_seeds)
     what = f"{len(runs)} runs" if len(runs) > 1 else "1 run"
     action = f"resuming {args.resume}" if args.resume is not None else "training"
     print(
         f"{action}: {config.env}, {config.num_updates} updates x {config.batch_size} steps = "
         f"{config.num_updates * config.batch_size:,} env steps per run, {what} "
-        f"-> {out} (compiling first)",
+        f"-> {out or ckpt_dir(args.resume).parent} (compiling first)",
         flush=True,
     )
     cache = False if args.no_compile_cache else (args.compile_cache or True)
@@ -495,7 +510,7 @@ def run_train(args: Any, base: Config) -> int:
             chunk_updates=args.chunk_updates,
             checkpoint_every=args.checkpoint_every,
             checkpoint_seconds=args.checkpoint_seconds,
-            keep_checkpoints=args.keep_checkpoints,
+            keep_checkpoints=args.keep_checkpoints or None,
             resume=args.resume,
             resume_step=args.resume_step,
             eval_every=args.eval_every or None,
@@ -509,7 +524,7 @@ def run_train(args: Any, base: Config) -> int:
         )
     except (ValueError, TypeError, ImportError) as e:
         return _error(e)
-    except (CheckpointError, NonFiniteError) as e:
+    except (CheckpointError, NonFiniteError, OSError, RuntimeError) as e:
         return _error(e, status=1)
     total = time.perf_counter() - start
     _print_summary(config, args.num_seeds, runs, result)
@@ -517,7 +532,9 @@ def run_train(args: Any, base: Config) -> int:
         f"total time {total:.1f} s (compile {result.compile_seconds:.1f} s, "
         f"{result.steps_per_second:,.0f} env steps/s after compiling)"
     )
-    print(f"run directory: {out} (metrics.csv, learning_curve.png, checkpoints/, policy)")
+    print(
+        f"run directory: {result.run_dir} (metrics.csv, learning_curve.png, checkpoints/, policy)"
+    )
     return 0
 
 
@@ -677,10 +694,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             try:
                 base, defaults = _base_config(argv)
             except Exception as e:  # bad preset, config file or checkpoint: one line
-                return _error(e)
+                from purejaxppo.checkpoint import CheckpointError
+
+                return _error(e, status=1 if isinstance(e, CheckpointError) else 2)
         if command in ("train", "eval", "render") and not helping:
             if "--no-compile-cache" not in argv:
-                enable_compile_cache(_peek(argv, "--compile-cache") or True)
+                try:
+                    enable_compile_cache(_peek(argv, "--compile-cache") or True)
+                except OSError as e:  # an unwritable cache directory is not fatal
+                    print(f"warning: compilation cache off: {e}", file=sys.stderr)
         args = tyro.extras.subcommand_cli_from_dict(
             {
                 "train": make_train_args(base, defaults),

@@ -9,7 +9,6 @@ the CPU). Seeds and batched `Config.sweep` configs are vmapped inside each chunk
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime
 import math
@@ -318,6 +317,38 @@ def _guard(
     )
 
 
+_RUN_FILES = ("config.yaml", "metrics.csv", "metrics.jsonl", ckpt.CHECKPOINT_DIR)
+
+
+def _require_new_run_dir(run_dir: Path) -> None:
+    """Refuse to start a fresh run in a directory that already holds one."""
+    found = [name for name in _RUN_FILES if (run_dir / name).exists()]
+    if found:
+        raise ValueError(
+            f"fit: out={str(run_dir)!r} already holds a run ({', '.join(found)}); continue "
+            "it with resume=that directory (--resume), or choose a new directory"
+        )
+
+
+def _set_aside_newer_checkpoints(checkpointer: ckpt.Checkpointer, update: int) -> None:
+    """Resuming from an older checkpoint: move the newer ones (from the abandoned
+    continuation) out of the way, never deleting them."""
+    newer = [s for s in checkpointer.steps() if s > update]
+    if not newer:
+        return
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    aside = checkpointer.directory.parent / f"{ckpt.CHECKPOINT_DIR}-after-{update}-{stamp}"
+    aside.mkdir(parents=True)
+    for step in newer:
+        (checkpointer.directory / str(step)).rename(aside / str(step))
+    checkpointer.reload()
+    print(
+        f"resume: continuing from update {update}; the newer checkpoints {newer} were "
+        f"moved to {aside}",
+        file=sys.stderr,
+    )
+
+
 # ---- the runner ----------------------------------------------------------------------
 
 
@@ -325,7 +356,7 @@ def fit(
     config: Config,
     key: jax.Array | int = 0,
     *,
-    num_seeds: int = 1,
+    num_seeds: int | None = None,
     out: str | Path | None = None,
     num_chunks: int = 10,
     chunk_updates: int | None = None,
@@ -349,8 +380,9 @@ def fit(
     """Train like `train(config, key)`, in jitted chunks, with a host loop around them.
 
     key: a typed key, a legacy PRNGKey or an int seed. With num_seeds > 1 the runs use
-    `jax.random.split(key, num_seeds)` and are vmapped; with num_seeds == 1 the run
-    uses `key` itself, so it equals `train(config, key)`. A batched config
+    `jax.random.split(key, num_seeds)` and are vmapped; with num_seeds == 1 (the
+    default, or the resumed run's count) the run uses `key` itself, so it equals
+    `train(config, key)`. A batched config
     (`Config.sweep`) is vmapped too, each config with the same seeds.
 
     out: run directory. With it, fit writes `config.yaml`, per-update logs
@@ -362,11 +394,14 @@ def fit(
     `policies/<run>/`, see `load_policy`). Without it nothing is written.
 
     resume: a run directory (or its `checkpoints/` folder) to continue from its latest
-    complete checkpoint (or `resume_step`). The config must have the same static
-    fields (else `CheckpointError` naming them) and num_seeds; `key` is then unused
-    (the state carries its own). The continued run ends exactly as an uninterrupted
-    one would. `out` defaults to the resumed run's directory; its logs are cut back to
-    the checkpoint before new rows are appended.
+    complete checkpoint (or `resume_step`; newer checkpoints are then moved to a
+    `checkpoints-after-N-<time>/` folder, never deleted). The config must have the
+    same static fields (else `CheckpointError` naming them) and num_seeds; `key` is
+    then unused (the state carries its own). The continued run ends exactly as an
+    uninterrupted one would. `out` defaults to the resumed run's directory, whose
+    logs are cut back to the checkpoint before new rows are appended; another `out`
+    must be a new directory. Without `resume`, an `out` that already holds a run is
+    refused (nothing is overwritten).
 
     chunk_updates: updates per compiled chunk (default: the gcd of checkpoint_every
     and eval_every, else about num_updates / num_chunks).
@@ -385,86 +420,98 @@ def fit(
     update; no checkpoint is written from the bad state.
     """
     start = time.perf_counter()
-    # Until compiling is done, XLA:CPU's false cache-load errors are filtered out of
-    # stderr (purejaxppo.cache.quiet_cache_loads); later only around evals and saves.
-    quiet = contextlib.ExitStack()
-    quiet.enter_context(quiet_cache_loads())
-    try:
-        if not isinstance(config, Config):
-            raise TypeError(f"fit: config must be a purejaxppo.Config, got {config!r}")
-        if isinstance(num_seeds, bool) or not isinstance(num_seeds, int) or num_seeds < 1:
-            raise ValueError(f"fit: num_seeds={num_seeds!r}: must be a positive integer")
-        _positive_or_none("eval_episodes", eval_episodes)
-        _positive_or_none("resume_step", resume_step, allow_zero=True)
-        num_updates = config.num_updates
-        chunk = plan_chunk_updates(
-            num_updates, num_chunks, chunk_updates, checkpoint_every, eval_every
-        )
-        if not (isinstance(checkpoint_seconds, int | float) and checkpoint_seconds >= 0):
-            raise ValueError(f"checkpoint_seconds={checkpoint_seconds!r}: must be a number >= 0")
-        if resume is not None and out is None:
-            resume_dir = Path(resume)
-            out = resume_dir.parent if resume_dir.name == ckpt.CHECKPOINT_DIR else resume_dir
-        run_dir = Path(out) if out is not None else None
-        plain = ckpt.plain_config(config)
-        if compile_cache:
-            from purejaxppo.cache import enable_compile_cache
+    if not isinstance(config, Config):
+        raise TypeError(f"fit: config must be a purejaxppo.Config, got {config!r}")
+    _positive_or_none("num_seeds", num_seeds)
+    _positive_or_none("eval_episodes", eval_episodes)
+    _positive_or_none("resume_step", resume_step, allow_zero=True)
+    _positive_or_none("keep_checkpoints", keep_checkpoints)
+    num_updates = config.num_updates
+    chunk = plan_chunk_updates(num_updates, num_chunks, chunk_updates, checkpoint_every, eval_every)
+    if not (isinstance(checkpoint_seconds, int | float) and checkpoint_seconds >= 0):
+        raise ValueError(f"checkpoint_seconds={checkpoint_seconds!r}: must be a number >= 0")
+    resume_dir = None if resume is None else ckpt.checkpoint_dir(resume)
+    if resume_dir is not None and out is None:
+        out = resume_dir.parent
+    run_dir = Path(out) if out is not None else None
+    if (tensorboard or wandb) and run_dir is None:
+        raise ValueError("fit: tensorboard/wandb logging needs a run directory (out=...)")
+    continuing = (
+        resume_dir is not None
+        and run_dir is not None
+        and (ckpt.checkpoint_dir(run_dir).resolve() == resume_dir.resolve())
+    )
+    if run_dir is not None and not continuing:
+        _require_new_run_dir(run_dir)
+    plain = ckpt.plain_config(config)
+    if compile_cache:
+        from purejaxppo.cache import enable_compile_cache
 
-            enable_compile_cache(compile_cache)
+        enable_compile_cache(compile_cache)
 
-        seeds, sweep = num_seeds > 1, config.batch_shape != ()
-        lead = int(seeds) + int(sweep)
-        batch = (*config.batch_shape, *((num_seeds,) if seeds else ()))
-        labels = run_labels(config, num_seeds)
-        num_runs = len(labels)
+    # ---- starting point: a checkpoint (read and checked first), or fresh ------------
+    history: list[dict[str, np.ndarray]] = []
+    eval_updates: list[int] = []
+    eval_returns: list[np.ndarray] = []
+    eval_lengths: list[np.ndarray] = []
+    checkpointer = None
+    done = 0
+    meta = None
+    if resume_dir is not None:
+        checkpointer = ckpt.Checkpointer(resume_dir, keep=keep_checkpoints, create=False)
+        done, meta = checkpointer.read_meta(resume_step)
+        where = checkpointer.directory / str(done)
+        mismatch = ckpt.config_mismatch(meta["static"], config)
+        if mismatch:
+            raise ckpt.CheckpointError(
+                f"cannot resume {where}: it was written by a config with different static "
+                f"fields: {'; '.join(mismatch)}"
+            )
+        if num_seeds is None:
+            num_seeds = meta["num_seeds"]
+        layout = {"num_seeds": num_seeds, "batch_shape": list(config.batch_shape)}
+        saved_layout = {k: meta[k] for k in layout}
+        if saved_layout != layout:
+            raise ckpt.CheckpointError(
+                f"cannot resume {where}: it holds runs {saved_layout}, this call asks for {layout}"
+            )
+        saved_runner = meta["runner"]
+        if meta["eval_count"] and eval_every:
+            for name, now in (
+                ("eval_episodes", eval_episodes),
+                ("eval_deterministic", eval_deterministic),
+            ):
+                if saved_runner[name] != now:
+                    raise ValueError(
+                        f"fit: {name}={now!r} but the resumed run's evaluations used "
+                        f"{saved_runner[name]!r}; keep it the same so the history is one series"
+                    )
+        changed = ckpt.traced_changes(meta.get("config"), config)
+        if changed:
+            print(
+                f"resume: hyperparameters changed since the checkpoint: {', '.join(changed)}",
+                file=sys.stderr,
+            )
+    num_seeds = 1 if num_seeds is None else num_seeds
+    seeds, sweep = num_seeds > 1, config.batch_shape != ()
+    lead = int(seeds) + int(sweep)
+    batch = (*config.batch_shape, *((num_seeds,) if seeds else ()))
+    labels = run_labels(config, num_seeds)
+    num_runs = len(labels)
+
+    # XLA:CPU's false cache-load errors are filtered out of stderr while compiling
+    # (purejaxppo.cache.quiet_cache_loads), and around evaluations and saves.
+    with quiet_cache_loads():
         key = jax.random.key(key) if isinstance(key, int | np.integer) else as_key(jnp.asarray(key))
         keys = jax.random.split(key, num_seeds) if seeds else key
-
-        # ---- starting point: fresh, or a checkpoint -----------------------------------
-        history: list[dict[str, np.ndarray]] = []
-        eval_updates: list[int] = []
-        eval_returns: list[np.ndarray] = []
-        eval_lengths: list[np.ndarray] = []
-        checkpointer = None
-        done = 0
         eval_root = jax.random.fold_in(key, 0x65766C)  # evaluation keys never touch training's
-        if resume is not None:
-            checkpointer = ckpt.Checkpointer(
-                ckpt.checkpoint_dir(resume), keep=keep_checkpoints, create=False
-            )
-            done, meta = checkpointer.read_meta(resume_step)
-            mismatch = ckpt.config_mismatch(meta["static"], config)
-            if mismatch:
-                raise ckpt.CheckpointError(
-                    f"cannot resume {checkpointer.directory / str(done)}: it was written by a "
-                    f"config with different static fields: {'; '.join(mismatch)}"
-                )
-            layout = {"num_seeds": num_seeds, "batch_shape": list(config.batch_shape)}
-            saved_layout = {k: meta[k] for k in layout}
-            if saved_layout != layout:
-                raise ckpt.CheckpointError(
-                    f"cannot resume {checkpointer.directory / str(done)}: it holds runs "
-                    f"{saved_layout}, this call asks for {layout}"
-                )
-            changed = ckpt.traced_changes(meta.get("config"), config)
-            if changed:
-                print(
-                    f"resume: hyperparameters changed since the checkpoint: {', '.join(changed)}",
-                    file=sys.stderr,
-                )
-            saved_episodes = meta["runner"]["eval_episodes"]
-            n_eval = meta["eval_count"]
-            if n_eval and eval_every and eval_episodes != saved_episodes:
-                raise ValueError(
-                    f"fit: eval_episodes={eval_episodes} but the resumed run evaluated "
-                    f"{saved_episodes} episodes each time; keep it the same"
-                )
+        if meta is not None:
             template = _checkpoint_template(*_abstract_run(config, num_seeds), meta)
             restored = checkpointer.restore(template, done)
             state = jax.device_put(restored.arrays["state"])
             if done:
                 history.append(restored.arrays["metrics"])
-            if n_eval:
+            if meta["eval_count"]:
                 ev = restored.arrays["eval"]
                 eval_updates = [int(u) for u in ev["updates"]]
                 eval_returns = list(np.moveaxis(ev["returns"], -2, 0))
@@ -473,37 +520,38 @@ def fit(
         else:
             state = _init_jit(config, keys, seeds, sweep)
 
-        # ---- files -------------------------------------------------------------------
-        logger = None
-        if run_dir is not None:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            if plain is not None:
-                import yaml
+    # ---- files -------------------------------------------------------------------
+    logger = None
+    if run_dir is not None:
+        if continuing:
+            _set_aside_newer_checkpoints(checkpointer, done)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if plain is not None:
+            import yaml
 
-                (run_dir / "config.yaml").write_text(yaml.safe_dump(plain, sort_keys=False))
-            if checkpointer is None or checkpointer.directory != ckpt.checkpoint_dir(run_dir):
-                checkpointer = ckpt.Checkpointer(
-                    ckpt.checkpoint_dir(run_dir), keep=keep_checkpoints, create=True
-                )
-            from purejaxppo.loggers import RunLogger
-
-            logger = RunLogger(
-                run_dir,
-                labels,
-                tensorboard=tensorboard,
-                wandb=wandb,
-                config=plain,
-                resume_from_update=done if resume is not None else None,
+            (run_dir / "config.yaml").write_text(yaml.safe_dump(plain, sort_keys=False))
+        if not continuing:
+            checkpointer = ckpt.Checkpointer(
+                ckpt.checkpoint_dir(run_dir), keep=keep_checkpoints, create=True
             )
-        elif tensorboard or wandb:
-            raise ValueError("fit: tensorboard/wandb logging needs a run directory (out=...)")
+        from purejaxppo.loggers import RunLogger
 
-        remaining = []
-        at = done
-        while at < num_updates:
-            n = min(chunk - at % chunk, num_updates - at)
-            remaining.append(n)
-            at += n
+        logger = RunLogger(
+            run_dir,
+            labels,
+            tensorboard=tensorboard,
+            wandb=wandb,
+            config=plain,
+            resume_from_update=done if continuing else None,
+        )
+
+    remaining = []
+    at = done
+    while at < num_updates:
+        n = min(chunk - at % chunk, num_updates - at)
+        remaining.append(n)
+        at += n
+    with quiet_cache_loads():
         compiled = {
             n: _compiled(_run_chunk_jit, config, state, static=(n, seeds, sweep))
             for n in set(remaining)
@@ -521,9 +569,7 @@ def fit(
                 static=(eval_episodes, eval_deterministic, seeds, sweep),
             )
         jax.block_until_ready(state)
-        compile_seconds = time.perf_counter() - start
-    finally:
-        quiet.close()
+    compile_seconds = time.perf_counter() - start
 
     bar = None
     if progress or (progress is None and sys.stderr.isatty()):
@@ -562,7 +608,7 @@ def fit(
             "eval_count": len(eval_updates),
             "eval_key": np.asarray(jax.random.key_data(eval_root)).tolist(),
             "runner": {
-                "chunk_updates": chunk,
+                "chunk_updates": chunk_updates,
                 "checkpoint_every": checkpoint_every,
                 "checkpoint_seconds": checkpoint_seconds,
                 "keep_checkpoints": keep_checkpoints,

@@ -3,6 +3,8 @@ train / eval / render / bench subcommands."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 
 import numpy as np
@@ -118,7 +120,7 @@ def test_sweep_flag_is_a_grid_over_traced_fields():
         (["--sweep", "num_envs=4,8"], "num_envs is not one: it is a static field"),
         (["--sweep", "lr"], "write NAME=V1,V2"),
         (["--config", "/nonexistent.yaml"], "--config=/nonexistent.yaml: cannot read it"),
-        (["--resume", "/nonexistent-run"], "no checkpoints found"),
+        (["--resume", "/nonexistent-run"], "--resume=/nonexistent-run: no such run directory"),
         (["--checkpoint-every", "3", "--chunk-updates", "2"], "must be a multiple of"),
     ],
 )
@@ -143,17 +145,18 @@ def test_missing_brax_is_one_line_error(monkeypatch, capsys):
 
 @pytest.fixture(scope="module")
 def cli_run(tmp_path_factory):
-    """`purejaxppo train` with 2 seeds and a checkpoint per chunk, then its output."""
+    """`purejaxppo train` with 2 seeds in 2 chunks: (run directory, printed output)."""
     out = tmp_path_factory.mktemp("cli") / "run"
     argv = ["train", *SMALL_FLAGS, "--total-timesteps", "256", "--num-seeds", "2"]
     argv += ["--num-chunks", "2", "--out", str(out), "--no-compile-cache"]
-    return out, argv
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(argv) == 0
+    return out, printed.getvalue()
 
 
-def test_train_prints_progress_summary_and_writes_the_run(cli_run, capsys):
-    out, argv = cli_run
-    assert main(argv) == 0
-    text = capsys.readouterr().out
+def test_train_prints_progress_summary_and_writes_the_run(cli_run):
+    out, text = cli_run
     assert "update 2/4" in text and "update 4/4" in text
     assert "final return (mean of last 10 updates) over 2 seeds: mean" in text
     assert "env steps/s after compiling" in text
@@ -163,11 +166,16 @@ def test_train_prints_progress_summary_and_writes_the_run(cli_run, capsys):
     assert (out / "policies" / "c0_s1" / "policy.json").exists()
 
 
+def test_train_into_an_existing_run_is_refused(cli_run, capsys):
+    out, _ = cli_run
+    before = (out / "metrics.jsonl").read_text()
+    assert main(["train", *SMALL_FLAGS, "--out", str(out)]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert (out / "metrics.jsonl").read_text() == before
+
+
 def test_eval_command_reports_every_run(cli_run, capsys):
-    out, argv = cli_run
-    if not (out / "checkpoints").exists():
-        assert main(argv) == 0
-    capsys.readouterr()
+    out, _ = cli_run
     assert main(["eval", str(out), "--episodes", "3"]) == 0
     text = capsys.readouterr().out
     assert "run 0 (config 0, seed 0): return mean" in text
@@ -178,16 +186,17 @@ def test_eval_command_reports_every_run(cli_run, capsys):
 
 
 def test_resume_a_finished_run_is_a_no_op_with_its_own_options(cli_run, capsys):
-    out, argv = cli_run
-    if not (out / "checkpoints").exists():
-        assert main(argv) == 0
-    capsys.readouterr()
-    # No --num-seeds here: the run's own layout (2 seeds) is the default on resume.
-    assert main(["train", "--resume", str(out), "--no-compile-cache"]) == 0
-    assert "resuming" in capsys.readouterr().out
+    out, _ = cli_run
+    # No --num-seeds here: the run's own layout (2 seeds) is the default on resume;
+    # the checkpoints folder names the same run.
+    assert main(["train", "--resume", str(out / "checkpoints"), "--no-compile-cache"]) == 0
+    assert f"run directory: {out} " in capsys.readouterr().out
+    assert not (out / "checkpoints" / "metrics.jsonl").exists()
     assert len(read_jsonl(out / "metrics.jsonl")) == 2 * 4
     assert main(["train", "--resume", str(out), "--num-envs", "8"]) == 1
     assert "num_envs (checkpoint 4, now 8)" in capsys.readouterr().err
+    assert main(["train", "--resume", str(out), "--preset", "Acrobot-v1"]) == 2
+    assert "--preset cannot change it" in capsys.readouterr().err
 
 
 def test_sweep_trains_every_grid_point_in_one_compile(monkeypatch, tmp_path, capsys):
@@ -218,9 +227,7 @@ def test_sweep_trains_every_grid_point_in_one_compile(monkeypatch, tmp_path, cap
 
 def test_render_command_writes_a_gif(cli_run, capsys, tmp_path):
     pytest.importorskip("pygame")
-    out, argv = cli_run
-    if not (out / "checkpoints").exists():
-        assert main(argv) == 0
+    out, _ = cli_run
     gif = tmp_path / "episode.gif"
     assert main(["render", str(out), "--run", "1", "--max-steps", "5", "--out", str(gif)]) == 0
     assert "length 5" in capsys.readouterr().out

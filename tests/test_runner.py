@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -103,14 +104,6 @@ def test_evaluation_inside_the_runner_is_logged(two_seed_run):
     for r in rows:
         k = [4, 8].index(r["update"])
         np.testing.assert_allclose(r["eval/return"], evals.returns[r["seed"], k].mean(), rtol=1e-6)
-    # The final evaluation is the deterministic policy of the final state.
-    final = purejaxppo.evaluate(
-        Config(**RUN),
-        jax.tree.map(lambda x: x[0], two_seed_run.state),
-        jax.random.key(1),
-        num_episodes=3,
-    )
-    assert final.returns.shape == (3,)
 
 
 def test_tensorboard_event_file_is_readable(two_seed_run):
@@ -175,6 +168,28 @@ def test_resume_from_a_middle_checkpoint_equals_uninterrupted(two_seed_run, run_
     assert sorted((r["seed"], r["update"]) for r in rows) == [
         (s, u) for s in range(2) for u in range(1, 9)
     ]
+
+
+def test_resume_from_an_older_checkpoint_sets_newer_ones_aside(two_seed_run, run_config, tmp_path):
+    run = _copy_run(two_seed_run.run_dir, tmp_path / "run", keep_steps=[4, 6, 8])
+    resumed = fit(
+        run_config, 0, resume=run, resume_step=4, checkpoint_every=2, eval_every=4,
+        eval_episodes=3, **QUIET,
+    )  # fmt: skip
+    assert_trees_equal(resumed.state, two_seed_run.state)
+    (aside,) = run.glob("checkpoints-after-4-*")
+    assert sorted(p.name for p in aside.iterdir()) == ["6", "8"]  # moved, not deleted
+    assert Checkpointer(run / "checkpoints", create=False).steps() == [4, 6, 8]
+
+
+def test_a_fresh_run_never_writes_into_an_existing_one(two_seed_run, run_config, tmp_path):
+    run = _copy_run(two_seed_run.run_dir, tmp_path / "run", keep_steps=[8])
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    with pytest.raises(ValueError, match="already holds a run"):
+        fit(run_config, 0, out=run, **QUIET)
+    with pytest.raises(ValueError, match="already holds a run"):
+        fit(run_config, 0, num_seeds=2, resume=two_seed_run.run_dir, out=run, **QUIET)
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
 
 
 def test_config_mismatch_is_refused_naming_the_fields(two_seed_run, run_config):
@@ -249,13 +264,12 @@ _KILLED_RUN = textwrap.dedent(
     config = Config(**{run})
 
     def report(r):
-        if r.checkpoint is not None:
-            print(f"checkpoint {{r.update}}", flush=True)
+        print(f"update {{r.update}} checkpoint {{r.checkpoint is not None}}", flush=True)
         if mode == "slow":
-            time.sleep(2.0)  # time for the parent to kill this process mid-run
+            time.sleep(1.0)  # time for the parent to kill this process mid-run
 
     result = fit(
-        config, 7, out=out, chunk_updates=2, checkpoint_every=2,
+        config, 7, out=out, chunk_updates=2, checkpoint_every=4,
         resume=out if mode == "resume" else None,
         callbacks=[report], compile_cache=cache, progress=False,
     )
@@ -266,16 +280,14 @@ _KILLED_RUN = textwrap.dedent(
 )
 
 
-def _python(script: Path, *args: str, **kwargs) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+def _python(script: Path, *args: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, str(script), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env=env,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
         start_new_session=True,  # its own process group, killed as a whole
-        **kwargs,
     )
 
 
@@ -285,25 +297,40 @@ def _kill_group(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
+def _read_until(proc: subprocess.Popen, marker: str, timeout: float) -> list[str]:
+    """Lines of proc's output up to the one starting with `marker` (hard timeout)."""
+    seen, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 1.0)
+        if not ready:
+            continue
+        line = proc.stdout.readline()
+        if not line:
+            break  # the process ended
+        seen.append(line)
+        if line.startswith(marker):
+            return seen
+    raise AssertionError(f"no {marker!r} within {timeout} s:\n{''.join(seen)}")
+
+
 def test_sigkill_then_resume_equals_uninterrupted(reference, tmp_path):
     script = tmp_path / "run.py"
     script.write_text(_KILLED_RUN.format(run=RUN))
     out, cache = tmp_path / "run", tmp_path / "cache"
     proc = _python(script, str(out), str(cache), "slow")
-    seen, deadline = [], time.monotonic() + 240
     try:
-        for line in proc.stdout:
-            seen.append(line)
-            if line.startswith("checkpoint 4"):
-                proc.send_signal(signal.SIGKILL)  # killed during training, after a checkpoint
-                break
-            assert time.monotonic() < deadline, "".join(seen)
+        # Checkpoints every 4 updates in chunks of 2: killed after update 6 was trained
+        # and logged, so updates 5-6 are lost and must be redone.
+        seen = _read_until(proc, "update 6", timeout=240)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
     finally:
         _kill_group(proc)
     assert proc.returncode == -signal.SIGKILL, "".join(seen)
-    assert not (out / "final.npz").exists()
-    steps = Checkpointer(out / "checkpoints", create=False).steps()
-    assert steps and max(steps) < 8  # it was killed before the end
+    assert "update 4 checkpoint True" in "".join(seen)
+    assert Checkpointer(out / "checkpoints", create=False).steps() == [4]
+    logged = [r["update"] for r in read_jsonl(out / "metrics.jsonl")]
+    assert logged == list(range(1, 7))  # 5 and 6 were logged before the kill
 
     resumed = _python(script, str(out), str(cache), "resume")
     try:
@@ -317,33 +344,8 @@ def test_sigkill_then_resume_equals_uninterrupted(reference, tmp_path):
     for i, x in enumerate(expected):
         np.testing.assert_array_equal(final[f"arr_{i}"], x)
     rows = read_jsonl(out / "metrics.jsonl")
-    assert [r["update"] for r in rows] == list(range(1, 9))
-
-
-def test_checkpoint_cadence(run_config, tmp_path):
-    # Default: at most one checkpoint per checkpoint_seconds (60 s), plus the final one.
-    fit(run_config, 0, out=tmp_path / "a", chunk_updates=2, **QUIET)
-    assert Checkpointer(tmp_path / "a" / "checkpoints", create=False).steps() == [8]
-    # checkpoint_seconds=0: after every chunk, the last keep_checkpoints kept.
-    fit(run_config, 0, out=tmp_path / "b", chunk_updates=2, checkpoint_seconds=0,
-        keep_checkpoints=2, **QUIET)  # fmt: skip
-    assert Checkpointer(tmp_path / "b" / "checkpoints", create=False).steps() == [6, 8]
-
-
-def test_compile_cache_directory_and_precedence(tmp_path, monkeypatch):
-    from purejaxppo.cache import enable_compile_cache
-
-    before = jax.config.jax_compilation_cache_dir
-    try:
-        monkeypatch.setenv("PUREJAXPPO_COMPILE_CACHE", "0")
-        if before is None:
-            assert enable_compile_cache(True) is None  # switched off by the variable
-        expected = Path(before) if before else tmp_path / "mine"
-        assert enable_compile_cache(tmp_path / "mine") == expected
-        assert jax.config.jax_compilation_cache_dir == str(expected)
-        # A directory already chosen (JAX_COMPILATION_CACHE_DIR or jax.config) wins.
-        jax.config.update("jax_compilation_cache_dir", str(tmp_path / "theirs"))
-        assert enable_compile_cache(tmp_path / "mine") == tmp_path / "theirs"
-        assert enable_compile_cache(False) == tmp_path / "theirs"
-    finally:
-        jax.config.update("jax_compilation_cache_dir", before)
+    assert [r["update"] for r in rows] == list(range(1, 9))  # cut back to 4, then 5..8
+    np.testing.assert_array_equal(
+        np.asarray([r["value_loss"] for r in rows], np.float32),  # logged as float32
+        np.asarray(reference.metrics["value_loss"]),
+    )
