@@ -5,6 +5,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from purejaxppo.collectives import global_var
+
 
 def compute_gae(
     reward: jax.Array,
@@ -41,7 +43,14 @@ def compute_gae(
     return advantages, advantages + value
 
 
-def explained_variance(prediction: jax.Array, target: jax.Array) -> jax.Array:
-    """1 - Var(target - prediction) / Var(target); NaN when the target is constant."""
-    var_target = jnp.var(target)
-    return jnp.where(var_target > 0, 1.0 - jnp.var(target - prediction) / var_target, jnp.nan)
+def explained_variance(
+    prediction: jax.Array, target: jax.Array, axis_name: str | None = None
+) -> jax.Array:
+    """1 - Var(target - prediction) / Var(target); NaN when the target is constant.
+    With `axis_name`, the variances are over every shard's rows."""
+    if axis_name is None:
+        var_target, var_error = jnp.var(target), jnp.var(target - prediction)
+    else:
+        var_target = global_var(target, axis_name)
+        var_error = global_var(target - prediction, axis_name)
+    return jnp.where(var_target > 0, 1.0 - var_error / var_target, jnp.nan)

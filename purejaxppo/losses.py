@@ -7,6 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from purejaxppo.collectives import global_mean, global_var
 from purejaxppo.config import Config
 
 
@@ -56,8 +57,12 @@ def kl_penalized_surrogate(
     return -jnp.mean(ratio * advantages) + beta * jnp.mean(kl)
 
 
-def normalize(x: jax.Array, eps: float = 1e-8) -> jax.Array:
-    return (x - x.mean()) / (x.std() + eps)
+def normalize(x: jax.Array, eps: float = 1e-8, axis_name: str | None = None) -> jax.Array:
+    """(x - mean) / (std + eps), with the statistics over every shard of `axis_name`."""
+    if axis_name is None:
+        return (x - x.mean()) / (x.std() + eps)
+    mean = global_mean(x, axis_name)
+    return (x - mean) / (jnp.sqrt(global_var(x, axis_name)) + eps)
 
 
 def gaussian_base(dist: Any) -> Any:
@@ -76,7 +81,12 @@ def behaviour_rows(dist: Any) -> Any:
 
 
 def ppo_loss(
-    params: Any, network: Any, config: Config, batch: Batch, settings: StepSettings
+    params: Any,
+    network: Any,
+    config: Config,
+    batch: Batch,
+    settings: StepSettings,
+    axis_name: str | None = None,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Total loss = policy + vf_coef * value - ent_coef * entropy, and its parts.
 
@@ -87,7 +97,9 @@ def ppo_loss(
     log_prob = dist.log_prob(batch.action)
     log_ratio = log_prob - batch.log_prob
     ratio = jnp.exp(log_ratio)
-    adv = normalize(batch.advantages) if config.advantage_norm == "minibatch" else batch.advantages
+    adv = batch.advantages
+    if config.advantage_norm == "minibatch":  # over the global minibatch when data-parallel
+        adv = normalize(adv, axis_name=axis_name)
 
     metrics = {}
     if config.objective == "clip":

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from purejaxppo import normalize as norm
+from purejaxppo.collectives import local_rows, shard_count
 from purejaxppo.config import Config
 from purejaxppo.distributions import env_action, noise_rows, sample_from_noise
 from purejaxppo.envs import EnvSpec, split_step_keys, step_envs
@@ -75,6 +76,7 @@ def scale_rewards(
     discounted_return: jax.Array,
     reward: jax.Array,
     done: jax.Array,
+    axis_name: str | None = None,
 ) -> tuple[norm.RunningStats, jax.Array, jax.Array]:
     """Learner rewards for one step of B envs, and the advanced reward-scaling state.
 
@@ -84,7 +86,7 @@ def scale_rewards(
     """
     if config.normalize_reward:
         discounted_return = discounted_return * config.gamma + reward
-        stats = norm.update(stats, discounted_return)
+        stats = norm.update(stats, discounted_return, axis_name)
         reward = norm.scale(stats, reward, config.reward_clip)
         discounted_return = jnp.where(done, 0.0, discounted_return)
     return stats, discounted_return, reward * config.reward_scale
@@ -96,6 +98,7 @@ def env_step(
     params: Any,
     carry: RolloutCarry,
     xs: tuple[jax.Array, jax.Array],
+    axis_name: str | None = None,
 ) -> tuple[RolloutCarry, StepRecord]:
     """Act in every env and step it. xs: (action noise [B, A] from `noise_rows`,
     env keys [B, 2] from `split_step_keys`)."""
@@ -120,7 +123,7 @@ def env_step(
         returns=jnp.where(done, 0.0, returns), lengths=jnp.where(done, 0, lengths)
     )
     reward_stats, reward_return, reward = scale_rewards(
-        config, carry.reward_stats, carry.reward_return, step.reward, done
+        config, carry.reward_stats, carry.reward_return, step.reward, done, axis_name
     )
     record = StepRecord(
         obs=policy_obs,
@@ -145,6 +148,7 @@ def collect_rollout(
     params: Any,
     carry: RolloutCarry,
     key: jax.Array,
+    axis_name: str | None = None,
 ) -> tuple[RolloutCarry, Transition, EpisodeEnds]:
     """Run config.num_steps env steps; return the new carry, a Transition [T, B] and the
     episode ends seen on the way.
@@ -153,10 +157,14 @@ def collect_rollout(
     observations and the true next observations (pre-reset where an episode ended):
     one large matmul is cheaper than a critic call inside every scan step, and it is
     the same function of the same parameters.
+
+    Data-parallel (`axis_name`): this shard steps its block of the envs; the per-env
+    keys are split for all envs and sliced, so they do not depend on the shard count,
+    and the normaliser statistics merge over every shard.
     """
     num_steps = config.num_steps
-    num_envs = carry.obs.shape[0]
-    keys = jax.random.split(key, (num_steps, 2, num_envs))
+    num_envs = carry.obs.shape[0] * shard_count(axis_name)
+    keys = local_rows(jax.random.split(key, (num_steps, 2, num_envs)), axis_name, axis=2)
     # All action noise of the rollout in one vectorised draw before the scan: the
     # same numbers as per-step draws from the same per-env keys, without a small
     # RNG call inside every step.
@@ -165,7 +173,7 @@ def collect_rollout(
     env_keys = split_step_keys(keys[:, 1])  # [T, B, 2], hoisted out of the scan too
     obs_stats = carry.obs_stats
     carry, rec = jax.lax.scan(
-        lambda c, x: env_step(setup, config, params, c, x), carry, (noise, env_keys)
+        lambda c, x: env_step(setup, config, params, c, x, axis_name), carry, (noise, env_keys)
     )
     final_obs = observe(config, obs_stats, rec.final_obs)
     both = jnp.concatenate([rec.obs, final_obs], axis=0)  # [2T, B, obs_dim]
@@ -182,5 +190,5 @@ def collect_rollout(
     )
     if config.normalize_obs:
         # The one point where observation statistics change.
-        carry = carry._replace(obs_stats=norm.update(obs_stats, rec.raw_obs))
+        carry = carry._replace(obs_stats=norm.update(obs_stats, rec.raw_obs, axis_name))
     return carry, transition, rec.ends

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 
 from purejaxppo import normalize as norm
 from purejaxppo.advantages import compute_gae, explained_variance
+from purejaxppo.collectives import global_mean, local_rows, maybe_psum
 from purejaxppo.config import Config, env_options
 from purejaxppo.envs import env_spec, reset_envs, resolve_env
 from purejaxppo.losses import Batch, StepSettings, behaviour_rows, gaussian_base, normalize
@@ -63,29 +64,33 @@ def as_key(key: jax.Array) -> jax.Array:
     return jax.random.wrap_key_data(key)
 
 
-def init(config: Config, key: jax.Array) -> TrainState:
-    """Initial parameters, optimizer state and reset envs."""
+def init(config: Config, key: jax.Array, axis_name: str | None = None) -> TrainState:
+    """Initial parameters, optimizer state and reset envs.
+
+    Data-parallel (`axis_name`, inside shard_map or a named vmap): every shard holds
+    the same parameters and resets its block of num_envs / shards envs, with the
+    reset keys split for all envs and sliced (independent of the shard count)."""
     setup = make_setup(config)
     net_key, env_key, run_key = jax.random.split(as_key(key), 3)
     params = init_params(setup.network, config, setup.spec, net_key)
     opt_state = init_opt_state(config, params)
-    obs, env_state = reset_envs(
-        setup.env, setup.env_params, jax.random.split(env_key, config.num_envs)
-    )
+    reset_keys = local_rows(jax.random.split(env_key, config.num_envs), axis_name)
+    obs, env_state = reset_envs(setup.env, setup.env_params, reset_keys)
+    local_envs = reset_keys.shape[0]
     return TrainState(
         params=params,
         opt_state=opt_state,
         env_state=env_state,
         obs=obs,
         episode=EpisodeStats(
-            returns=jnp.zeros(config.num_envs, jnp.float32),
-            lengths=jnp.zeros(config.num_envs, jnp.int32),
+            returns=jnp.zeros(local_envs, jnp.float32),
+            lengths=jnp.zeros(local_envs, jnp.int32),
         ),
         key=run_key,
         update_step=jnp.zeros((), jnp.int32),
         obs_stats=norm.init_stats((setup.spec.obs_dim,)),
         reward_stats=norm.init_stats(()),
-        reward_return=jnp.zeros(config.num_envs, jnp.float32),
+        reward_return=jnp.zeros(local_envs, jnp.float32),
         kl_beta=jnp.asarray(config.kl_beta_init, jnp.float32),
         lr=jnp.asarray(config.lr, jnp.float32),
     )
@@ -95,12 +100,12 @@ def _flatten_time(x: jax.Array) -> jax.Array:
     return x.reshape((-1, *x.shape[2:]))
 
 
-def _episode_metrics(ends: EpisodeEnds) -> dict[str, jax.Array]:
-    count = ends.done.sum()
+def _episode_metrics(ends: EpisodeEnds, axis_name: str | None = None) -> dict[str, jax.Array]:
+    count = maybe_psum(ends.done.sum(), axis_name)
     denom = jnp.maximum(count, 1)
 
     def mean_at_ends(x):
-        total = jnp.where(ends.done, x, 0).sum().astype(jnp.float32)
+        total = maybe_psum(jnp.where(ends.done, x, 0).sum().astype(jnp.float32), axis_name)
         return jnp.where(count > 0, total / denom, jnp.nan)
 
     return {
@@ -116,13 +121,21 @@ def needs_exact_kl(config: Config) -> bool:
     return config.objective != "clip" or config.lr_schedule == "adaptive_kl"
 
 
-def update(config: Config, state: TrainState) -> tuple[TrainState, dict[str, jax.Array]]:
-    """One PPO iteration: rollout, GAE, update epochs. Metrics are scalars."""
+def update(
+    config: Config, state: TrainState, axis_name: str | None = None
+) -> tuple[TrainState, dict[str, jax.Array]]:
+    """One PPO iteration: rollout, GAE, update epochs. Metrics are scalars.
+
+    Data-parallel (`axis_name`): each shard collects, computes GAE and shuffles its own
+    envs' data; gradients, advantage/normaliser statistics and metrics are global, so
+    the parameters stay identical on every shard."""
     setup = make_setup(config)
     next_key, rollout_key, shuffle_key = jax.random.split(state.key, 3)
+    if axis_name is not None:
+        shuffle_key = jax.random.fold_in(shuffle_key, jax.lax.axis_index(axis_name))
 
     carry, traj, ends = collect_rollout(
-        setup, config, state.params, rollout_carry(state), rollout_key
+        setup, config, state.params, rollout_carry(state), rollout_key, axis_name
     )
     advantages, returns = compute_gae(
         traj.reward,
@@ -142,7 +155,7 @@ def update(config: Config, state: TrainState) -> tuple[TrainState, dict[str, jax
         returns=_flatten_time(returns),
     )
     if config.advantage_norm == "batch":
-        batch = batch._replace(advantages=normalize(batch.advantages))
+        batch = batch._replace(advantages=normalize(batch.advantages, axis_name=axis_name))
     exact_kl = needs_exact_kl(config)
     if exact_kl:
         # The behaviour policy is the policy of the parameters the rollout acted with.
@@ -155,12 +168,19 @@ def update(config: Config, state: TrainState) -> tuple[TrainState, dict[str, jax
         beta=state.kl_beta,
     )
     learned = update_epochs(
-        setup.network, config, settings, batch, state.params, state.opt_state, shuffle_key
+        setup.network,
+        config,
+        settings,
+        batch,
+        state.params,
+        state.opt_state,
+        shuffle_key,
+        axis_name,
     )
     if exact_kl:
         # d in the PPO paper: the mean KL(old || new) of the whole update.
         new = setup.network.apply(learned.params, batch.obs, method="policy")
-        kl = jnp.mean(old_dist.kl(gaussian_base(new)))
+        kl = global_mean(old_dist.kl(gaussian_base(new)), axis_name)
     else:
         kl = learned.metrics["approx_kl"]
     kl_beta = state.kl_beta
@@ -171,10 +191,10 @@ def update(config: Config, state: TrainState) -> tuple[TrainState, dict[str, jax
         next_lr = adapt_lr(settings.lr, kl, config.kl_target, config.lr_min, config.lr_max)
     update_step = state.update_step + 1
     metrics = {
-        **_episode_metrics(ends),
+        **_episode_metrics(ends, axis_name),
         **learned.metrics,
         "kl": kl,
-        "explained_variance": explained_variance(batch.value, batch.returns),
+        "explained_variance": explained_variance(batch.value, batch.returns, axis_name),
         "lr": settings.lr,
         "clip_eps": settings.clip_eps,
         "beta": settings.beta,
@@ -200,16 +220,20 @@ def update(config: Config, state: TrainState) -> tuple[TrainState, dict[str, jax
 
 
 def run_updates(
-    config: Config, state: TrainState, num_updates: int
+    config: Config, state: TrainState, num_updates: int, axis_name: str | None = None
 ) -> tuple[TrainState, dict[str, jax.Array]]:
     """`num_updates` iterations as one scan; metrics have leading axis num_updates."""
-    return jax.lax.scan(lambda s, _: update(config, s), state, None, length=num_updates)
+    return jax.lax.scan(lambda s, _: update(config, s, axis_name), state, None, length=num_updates)
 
 
-def train(config: Config, key: jax.Array) -> TrainOutput:
+def train(config: Config, key: jax.Array, axis_name: str | None = None) -> TrainOutput:
     """A whole PPO run. Returns the final state and metrics of shape [num_updates].
 
     key: a typed key (`jax.random.key`) or a legacy `jax.random.PRNGKey`.
+    axis_name: data-parallel axis when called inside shard_map (see
+    `purejaxppo.train_sharded`); None for one device.
     """
-    state, metrics = run_updates(config, init(config, key), config.num_updates)
+    state, metrics = run_updates(
+        config, init(config, key, axis_name), config.num_updates, axis_name
+    )
     return TrainOutput(state, metrics)

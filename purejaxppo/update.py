@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import optax
 from jax.flatten_util import ravel_pytree
 
+from purejaxppo.collectives import maybe_pmean
 from purejaxppo.config import Config
 from purejaxppo.losses import Batch, StepSettings, ppo_loss
 
@@ -99,15 +100,18 @@ def minibatch_update(
     settings: StepSettings,
     learner: LearnerState,
     minibatch: Batch,
+    axis_name: str | None = None,
 ) -> tuple[LearnerState, dict[str, jax.Array]]:
     """One gradient step. Metrics carry a `weight`: 1 where the loss was evaluated, 0
-    where early stopping skipped the minibatch."""
+    where early stopping skipped the minibatch. Data-parallel (`axis_name`): gradients
+    and metrics are averaged over the shards, so every shard takes the same step."""
 
     def step(learner: LearnerState):
         def loss_fn(flat_params):
-            return ppo_loss(unravel(flat_params), network, config, minibatch, settings)
+            return ppo_loss(unravel(flat_params), network, config, minibatch, settings, axis_name)
 
         grads, metrics = jax.grad(loss_fn, has_aux=True)(learner.flat_params)
+        grads, metrics = maybe_pmean((grads, metrics), axis_name)
         updates, opt_state = optimizer.update(grads, learner.opt_state, learner.flat_params)
         stepped = LearnerState(
             learner.flat_params - settings.lr * updates,
@@ -156,19 +160,24 @@ def epoch_update(
     batch: Batch,
     learner: LearnerState,
     key: jax.Array,
+    axis_name: str | None = None,
 ) -> tuple[LearnerState, dict[str, jax.Array]]:
-    """One pass over `batch` (leading axis N) in a fresh random order."""
+    """One pass over `batch` (leading axis N, this shard's rows) in a fresh random
+    order."""
+    rows = batch.obs.shape[0]
 
     def run_epoch(learner: LearnerState):
-        perm = random_permutation(key, config.batch_size)
+        perm = random_permutation(key, rows)
         minibatches = jax.tree.map(
             lambda x: jnp.take(x, perm, axis=0).reshape(
-                (config.num_minibatches, config.minibatch_size, *x.shape[1:])
+                (config.num_minibatches, rows // config.num_minibatches, *x.shape[1:])
             ),
             batch,
         )
         return jax.lax.scan(
-            lambda s, mb: minibatch_update(network, unravel, optimizer, config, settings, s, mb),
+            lambda s, mb: minibatch_update(
+                network, unravel, optimizer, config, settings, s, mb, axis_name
+            ),
             learner,
             minibatches,
         )
@@ -196,14 +205,18 @@ def update_epochs(
     params: Any,
     opt_state: Any,
     key: jax.Array,
+    axis_name: str | None = None,
 ) -> EpochsResult:
-    """update_epochs epochs over `batch`, stopping early when config.target_kl says so."""
+    """update_epochs epochs over `batch`, stopping early when config.target_kl says so.
+    Data-parallel (`axis_name`): each shard shuffles its own rows with `key`."""
     optimizer = make_optimizer(config)
     flat_params, unravel = ravel_pytree(params)
     keys = jax.random.split(key, config.update_epochs)
     start = LearnerState(flat_params, opt_state, jnp.zeros((), bool), jnp.zeros((), jnp.int32))
     learner, metrics = jax.lax.scan(
-        lambda s, k: epoch_update(network, unravel, optimizer, config, settings, batch, s, k),
+        lambda s, k: epoch_update(
+            network, unravel, optimizer, config, settings, batch, s, k, axis_name
+        ),
         start,
         keys,
     )
