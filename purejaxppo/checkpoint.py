@@ -107,12 +107,20 @@ def _checksum(tree: Any) -> str:
 def _manager(directory: Path, keep: int | None, create: bool):
     import orbax.checkpoint as ocp
 
+    me = jax.process_index()
+    if create:
+        directory.mkdir(parents=True, exist_ok=True)
     options = ocp.CheckpointManagerOptions(
         max_to_keep=keep,
-        create=create,
+        create=False,
         # Synchronous: the save is complete (and renamed into place) when save returns,
         # so "the last checkpoint" printed by the runner really exists.
         enable_async_checkpointing=False,
+        # Checkpoints hold host arrays that this process writes (process 0) or reads
+        # (every process on resume) on its own: no barriers with other processes.
+        multiprocessing_options=ocp.options.MultiprocessingOptions(
+            primary_host=me, active_processes={me}
+        ),
     )
     return ocp.CheckpointManager(directory.absolute(), options=options)
 
@@ -183,14 +191,14 @@ class Checkpointer:
 
         update, meta = self.read_meta(update)
         where = self.directory / str(update)
-        abstract = jax.tree.map(
-            lambda x: (
-                jax.eval_shape(jax.random.key_data, x)
-                if _is_key(x)
-                else jax.ShapeDtypeStruct(np.shape(x), x.dtype)
-            ),
-            template,
-        )
+
+        # Host (numpy) templates: restored as numpy arrays, on no device, so that every
+        # process of a multi-host run can read the checkpoint by itself.
+        def host_template(x):
+            shape = jax.eval_shape(jax.random.key_data, x) if _is_key(x) else x
+            return np.zeros(np.shape(shape), shape.dtype)
+
+        abstract = jax.tree.map(host_template, template)
         try:
             restored = self._manager.restore(
                 update,

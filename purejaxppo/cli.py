@@ -31,7 +31,6 @@ import tyro
 
 from purejaxppo.cache import enable_compile_cache, quiet_cache_loads
 from purejaxppo.config import OPTIONAL_TRACED, TRACED_FIELDS, Config
-from purejaxppo.runner import fit, nanmean
 
 # Config fields the command line cannot express (a Python object, not a flag).
 _NOT_ON_CLI = ("env_params",)
@@ -193,6 +192,22 @@ _TRAIN_OPTIONS: list[tuple[str, Any, Any, str]] = [
         "~/.cache/purejaxppo/jax; $JAX_COMPILATION_CACHE_DIR wins).",
     ),
     ("no_compile_cache", bool, False, "Do not use the persistent compilation cache."),
+    (
+        "data_parallel",
+        bool,
+        False,
+        "One run whose envs span every device of every process (a 'dp' mesh axis); "
+        "num_envs must divide evenly.",
+    ),
+    (
+        "coordinator",
+        str | None,
+        None,
+        "Multi-host: HOST:PORT of process 0; start the same command in every process "
+        "(see the README's multi-host section).",
+    ),
+    ("num_processes", _Int | None, None, "Multi-host: the number of processes."),
+    ("process_id", _Int | None, None, "Multi-host: this process's index in [0, N)."),
 ]
 _TRAIN_OPTION_NAMES = {name for name, *_ in _TRAIN_OPTIONS}
 
@@ -472,7 +487,7 @@ def run_train(args: Any, base: Config) -> int:
     """Build the Config from parsed flags, train with `fit`, print progress and a summary."""
     from purejaxppo.checkpoint import CheckpointError
     from purejaxppo.checkpoint import checkpoint_dir as ckpt_dir
-    from purejaxppo.runner import NonFiniteError, default_run_dir, run_labels
+    from purejaxppo.runner import NonFiniteError, default_run_dir, fit, run_labels
 
     try:
         config = build_train_config(args, base)
@@ -498,6 +513,14 @@ def run_train(args: Any, base: Config) -> int:
         flush=True,
     )
     cache = False if args.no_compile_cache else (args.compile_cache or True)
+    mesh = None
+    if args.data_parallel:
+        mesh = jax.make_mesh((jax.device_count(),), ("dp",))
+        print(
+            f"data-parallel over {jax.device_count()} devices in {jax.process_count()} "
+            f"process(es); this is process {jax.process_index()}",
+            flush=True,
+        )
     wandb = {"project": args.wandb_project, "mode": args.wandb_mode} if args.wandb else False
     start = time.perf_counter()
     try:
@@ -521,12 +544,16 @@ def run_train(args: Any, base: Config) -> int:
             progress=None if args.progress else False,
             verbose=True,
             compile_cache=cache,
+            mesh=mesh,
         )
     except (ValueError, TypeError, ImportError) as e:
         return _error(e)
     except (CheckpointError, NonFiniteError, OSError, RuntimeError) as e:
         return _error(e, status=1)
     total = time.perf_counter() - start
+    if jax.process_index() != 0:
+        print(f"process {jax.process_index()} done in {total:.1f} s (process 0 writes the files)")
+        return 0
     _print_summary(config, args.num_seeds, runs, result)
     print(
         f"total time {total:.1f} s (compile {result.compile_seconds:.1f} s, "
@@ -539,6 +566,8 @@ def run_train(args: Any, base: Config) -> int:
 
 
 def _print_summary(config: Config, num_seeds: int, runs: list[dict], result: Any) -> None:
+    from purejaxppo.runner import nanmean
+
     returns = np.reshape(result.metrics["episode_return"], (len(runs), -1))
     per_run = np.array([nanmean(r[-FINAL_UPDATES:]) for r in returns])
     head = f"final return (mean of last {FINAL_UPDATES} updates)"
@@ -683,12 +712,40 @@ def run_bench(args: Any, base: Config) -> int:
     return 0
 
 
+def _maybe_initialize_distributed(argv: Sequence[str]) -> int:
+    """Join the multi-process runtime when --coordinator/--num-processes/--process-id
+    are given (or JAX detects a cluster and --num-processes is given); 0 when fine."""
+    values = {
+        flag: _peek(argv, flag) for flag in ("--coordinator", "--num-processes", "--process-id")
+    }
+    if all(v is None for v in values.values()):
+        return 0
+    from purejaxppo.distributed import initialize
+
+    try:
+        initialize(
+            values["--coordinator"],
+            None
+            if values["--num-processes"] is None
+            else _int_from_str([values["--num-processes"]]),
+            None if values["--process-id"] is None else _int_from_str([values["--process-id"]]),
+        )
+    except (ValueError, TypeError, RuntimeError) as e:
+        return _error(e)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `purejaxppo` command and of `python -m purejaxppo`."""
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv else None
     helping = bool({"-h", "--help"} & set(argv))
     try:
+        if command == "train" and not helping:
+            # Before anything imports gymnax, which starts JAX's backend.
+            status = _maybe_initialize_distributed(argv)
+            if status:
+                return status
         base, defaults = Config(), {}
         if command in ("train", "bench") and not helping:
             try:

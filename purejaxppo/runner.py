@@ -349,6 +349,109 @@ def _set_aside_newer_checkpoints(checkpointer: ckpt.Checkpointer, update: int) -
     )
 
 
+def _fetch(tree: Any) -> Any:
+    """Host numpy copy of arrays that are whole on this process (one device, or
+    replicated across hosts: the local copy is the value)."""
+
+    def one(x):
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            return np.asarray(x.addressable_data(0))
+        return np.asarray(jax.device_get(x))
+
+    return jax.tree.map(one, tree)
+
+
+class _DataParallel:
+    """fit's programs for one data-parallel run over a mesh axis (see train_sharded)."""
+
+    def __init__(self, config: Config, mesh: Any, axis: str, num_seeds: int | None):
+        from purejaxppo.parallel import _check_axis, data_parallel_check
+
+        if config.batch_shape or (num_seeds or 1) > 1:
+            raise ValueError(
+                "fit(mesh=...): one data-parallel run takes one config and one seed; for "
+                "batches of runs use purejaxppo.train_sharded(..., runs_axis=...) or "
+                "train_many"
+            )
+        data_parallel_check(config, _check_axis(mesh, axis, "data_axis"), "fit(mesh=...)")
+        self.mesh, self.axis = mesh, axis
+        abstract = jax.eval_shape(init, config, jax.random.key(0))
+        self.specs = _dp_specs(abstract, axis)
+
+    def _shard_map(self, fn, in_specs, out_specs):
+        return jax.shard_map(
+            fn, mesh=self.mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False
+        )
+
+    def init(self, config: Config, key: jax.Array) -> TrainState:
+        from purejaxppo.parallel import _key_data, _to_global
+
+        data, impl = _key_data(key)
+        program = jax.jit(
+            self._shard_map(
+                lambda c, kd: init(c, jax.random.wrap_key_data(kd, impl=impl), self.axis),
+                (jax.P(), jax.P()),
+                self.specs,
+            )
+        )
+        return program(self.replicate(config), _to_global(data, self.mesh, jax.P()))
+
+    def replicate(self, tree: Any) -> Any:
+        from purejaxppo.parallel import _to_global
+
+        return _to_global(tree, self.mesh, jax.P())
+
+    def chunk(self, config: Config, state: TrainState, n: int) -> Callable:
+        program = jax.jit(
+            self._shard_map(
+                lambda c, s: run_updates(c, s, n, self.axis),
+                (jax.P(), self.specs),
+                (self.specs, jax.P()),
+            ),
+            donate_argnums=1,
+        )
+        global_config = self.replicate(config)
+        compiled = _compiled(program, global_config, state)
+        return lambda _config, s: compiled(global_config, s)
+
+    def put_state(self, host_state: TrainState) -> TrainState:
+        """Host arrays of a checkpoint as the global sharded state."""
+        from purejaxppo.parallel import _to_global
+
+        data = jax.tree.map(
+            lambda x: jax.random.key_data(x) if jnp.issubdtype(x.dtype, jax.dtypes.prng_key) else x,
+            host_state,
+        )
+        placed = jax.tree.map(lambda x, spec: _to_global(x, self.mesh, spec), data, self.specs)
+        return placed._replace(key=jax.random.wrap_key_data(placed.key))
+
+    def agree(self, flag: bool) -> bool:
+        """Process 0's value of `flag`, on every process."""
+        if jax.process_count() == 1:
+            return flag
+        from jax.experimental import multihost_utils
+
+        return bool(multihost_utils.broadcast_one_to_all(np.asarray(flag)))
+
+    def gather(self, state: TrainState) -> TrainState:
+        """The whole state on every process (env rows gathered) as host arrays."""
+        from jax.experimental import multihost_utils
+
+        key = state.key
+        state = state._replace(key=jax.random.key_data(key))
+        if jax.process_count() == 1:
+            host = jax.device_get(state)
+        else:
+            host = multihost_utils.process_allgather(state, tiled=True)
+        return host._replace(key=jax.random.wrap_key_data(np.asarray(host.key)))
+
+
+def _dp_specs(state: TrainState, axis: str) -> TrainState:
+    from purejaxppo.parallel import state_specs
+
+    return state_specs(state, axis)
+
+
 # ---- the runner ----------------------------------------------------------------------
 
 
@@ -376,6 +479,8 @@ def fit(
     plot: bool = True,
     export_policy: bool = True,
     compile_cache: bool | str | Path = True,
+    mesh: Any = None,
+    data_axis: str = "dp",
 ) -> FitResult:
     """Train like `train(config, key)`, in jitted chunks, with a host loop around them.
 
@@ -418,6 +523,11 @@ def fit(
 
     A NaN or inf in the losses or parameters raises `NonFiniteError` naming the
     update; no checkpoint is written from the bad state.
+
+    mesh: train one data-parallel run across the `data_axis` devices of this mesh
+    (the layout of `purejaxppo.train_sharded`; one config, one seed), also across
+    hosts after `purejaxppo.distributed.initialize`: every process runs every chunk
+    and only process 0 writes files. Checkpoints hold the gathered env rows.
     """
     start = time.perf_counter()
     if not isinstance(config, Config):
@@ -430,16 +540,18 @@ def fit(
     chunk = plan_chunk_updates(num_updates, num_chunks, chunk_updates, checkpoint_every, eval_every)
     if not (isinstance(checkpoint_seconds, int | float) and checkpoint_seconds >= 0):
         raise ValueError(f"checkpoint_seconds={checkpoint_seconds!r}: must be a number >= 0")
+    dp = None if mesh is None else _DataParallel(config, mesh, data_axis, num_seeds)
+    primary = jax.process_index() == 0
     resume_dir = None if resume is None else ckpt.checkpoint_dir(resume)
     if resume_dir is not None and out is None:
         out = resume_dir.parent
-    run_dir = Path(out) if out is not None else None
-    if (tensorboard or wandb) and run_dir is None:
+    run_dir = Path(out) if out is not None and primary else None  # only process 0 writes
+    if (tensorboard or wandb) and out is None:
         raise ValueError("fit: tensorboard/wandb logging needs a run directory (out=...)")
     continuing = (
         resume_dir is not None
-        and run_dir is not None
-        and (ckpt.checkpoint_dir(run_dir).resolve() == resume_dir.resolve())
+        and out is not None
+        and (ckpt.checkpoint_dir(out).resolve() == resume_dir.resolve())
     )
     if run_dir is not None and not continuing:
         _require_new_run_dir(run_dir)
@@ -508,7 +620,11 @@ def fit(
         if meta is not None:
             template = _checkpoint_template(*_abstract_run(config, num_seeds), meta)
             restored = checkpointer.restore(template, done)
-            state = jax.device_put(restored.arrays["state"])
+            state = (
+                dp.put_state(restored.arrays["state"])
+                if dp is not None
+                else jax.device_put(restored.arrays["state"])
+            )
             if done:
                 history.append(restored.arrays["metrics"])
             if meta["eval_count"]:
@@ -517,6 +633,8 @@ def fit(
                 eval_returns = list(np.moveaxis(ev["returns"], -2, 0))
                 eval_lengths = list(np.moveaxis(ev["lengths"], -2, 0))
             eval_root = jax.random.wrap_key_data(np.asarray(meta["eval_key"], np.uint32))
+        elif dp is not None:
+            state = dp.init(config, key)
         else:
             state = _init_jit(config, keys, seeds, sweep)
 
@@ -553,7 +671,11 @@ def fit(
         at += n
     with quiet_cache_loads():
         compiled = {
-            n: _compiled(_run_chunk_jit, config, state, static=(n, seeds, sweep))
+            n: (
+                dp.chunk(config, state, n)
+                if dp is not None
+                else _compiled(_run_chunk_jit, config, state, static=(n, seeds, sweep))
+            )
             for n in set(remaining)
         }
         all_finite = _compiled(_all_finite_jit, state.params)
@@ -591,8 +713,8 @@ def fit(
         else "no checkpoint was written"
     )
 
-    def save(update: int) -> Path:
-        arrays = {"state": state, "metrics": _concat(history)}
+    def save(update: int, host_state: TrainState) -> Path:
+        arrays = {"state": host_state, "metrics": _concat(history)}
         if eval_updates:
             arrays["eval"] = {
                 "updates": np.asarray(eval_updates, np.int32),
@@ -627,8 +749,8 @@ def fit(
             first = done + 1
             t0 = time.perf_counter()
             state, metrics = compiled[n](config, state)
-            metrics = jax.device_get(metrics)
-            params_ok = bool(all_finite(state.params))
+            metrics = _fetch(metrics)
+            params_ok = bool(_fetch(all_finite(state.params)))
             run_seconds += time.perf_counter() - t0
             done += n
             history.append(metrics)
@@ -641,7 +763,7 @@ def fit(
                 with quiet_cache_loads():
                     ekeys = jax.random.split(jax.random.fold_in(eval_root, done), max(num_runs, 1))
                     ekeys = ekeys.reshape(batch) if batch else ekeys[0]
-                    result = jax.device_get(evaluate_runs(config, state, ekeys))
+                    result = _fetch(evaluate_runs(config, state, ekeys))
                 eval_updates.append(done)
                 eval_returns.append(result.returns)
                 eval_lengths.append(result.lengths)
@@ -671,23 +793,35 @@ def fit(
                 metrics=metrics,
                 eval_return=eval_mean,
             )
-            if checkpointer is not None and (
+            due = (
                 done == num_updates
                 or (checkpoint_every and done % checkpoint_every == 0)
                 or (
                     checkpoint_every is None
                     and time.perf_counter() - last_save >= checkpoint_seconds
                 )
-            ):
-                path = save(done)
+            )
+            if dp is not None and out is not None:
+                # Every process takes part in gathering the env rows, so all must agree
+                # (the clocks of a time-based cadence do not): process 0 decides.
+                due = dp.agree(bool(due))
+                gathered = dp.gather(state) if due else None
+            else:
+                gathered = state
+            if checkpointer is not None and due:
+                path = save(done, gathered)
                 last_save = time.perf_counter()
                 last_checkpoint = f"last good checkpoint: {path}"
                 report = dataclasses.replace(report, checkpoint=path)
             say(str(report))
             # Every callback sees the report (a list, not a short-circuiting any()).
             stop = any(answer is False for answer in [cb(report) for cb in callbacks])
+            if dp is not None and out is not None:
+                stop = dp.agree(stop)
+            if stop and out is not None and report.checkpoint is None:
+                gathered = dp.gather(state) if dp is not None else state
             if stop and checkpointer is not None and report.checkpoint is None:
-                path = save(done)
+                path = save(done, gathered)
                 say(f"stopped by a callback after update {done}; checkpoint {path}")
             if bar is not None:
                 bar.update(n)
@@ -713,12 +847,14 @@ def fit(
             returns=np.stack(eval_returns, axis=-2),
             lengths=np.stack(eval_lengths, axis=-2),
         )
+    # A collective when data-parallel: every process gathers, process 0 writes.
+    state_for_files = dp.gather(state) if dp is not None and out is not None else state
     if run_dir is not None:
         with quiet_cache_loads():
             _finish_files(
                 run_dir,
                 config,
-                state,
+                state_for_files,
                 all_metrics,
                 evals,
                 labels,

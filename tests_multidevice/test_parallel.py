@@ -1,0 +1,160 @@
+"""train_many and train_sharded on 4 fake CPU devices: each equals its one-device
+counterpart, parameters stay identical on every device, and a data-parallel
+CartPole run learns."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+from conftest import assert_close, host
+
+from purejaxppo import Config
+from purejaxppo.parallel import fingerprints, train_many, train_sharded
+from purejaxppo.train import train
+
+
+@pytest.fixture(scope="module")
+def dp_mesh(devices):
+    return jax.make_mesh((4,), ("dp",), devices=devices)
+
+
+@pytest.fixture(scope="module")
+def sharded(small_config, dp_mesh):
+    return train_sharded(small_config, jax.random.key(0), dp_mesh)
+
+
+def test_sharded_equals_the_named_vmap_on_one_device(small_config, sharded):
+    # The same per-shard program, with the 4 shards as a named vmap axis on one device.
+    local = jax.jit(
+        jax.vmap(
+            lambda c, k: train(c, k, axis_name="dp"),
+            in_axes=(None, None),
+            axis_name="dp",
+            axis_size=4,
+        )
+    )(small_config, jax.random.key(0))
+    local = host(local)
+    for shard in range(4):
+        assert_close(
+            sharded.state.params, jax.tree.map(lambda x, s=shard: x[s], local.state.params)
+        )
+        assert_close(sharded.metrics, jax.tree.map(lambda x, s=shard: x[s], local.metrics))
+        assert_close(
+            sharded.state.obs_stats, jax.tree.map(lambda x, s=shard: x[s], local.state.obs_stats)
+        )
+    # Env rows: device d holds envs [2d, 2d + 2), exactly the vmap's shard d.
+    np.testing.assert_allclose(
+        np.asarray(sharded.state.obs), local.state.obs.reshape(8, -1), rtol=1e-5, atol=1e-6
+    )
+    assert sharded.state.obs.sharding.spec[0] == "dp"
+    assert all(leaf.sharding.is_fully_replicated for leaf in jax.tree.leaves(sharded.state.params))
+
+
+def test_params_are_identical_on_every_device(sharded):
+    prints = fingerprints((sharded.state.params, sharded.state.opt_state))
+    assert prints.shape == (4,) and np.all(prints == prints[0])
+    for leaf in jax.tree.leaves(sharded.state.params):
+        copies = [np.asarray(s.data) for s in leaf.addressable_shards]
+        for c in copies[1:]:
+            np.testing.assert_array_equal(c, copies[0])
+
+
+def test_one_and_four_devices_agree_with_one_epoch_and_one_minibatch(small_config, dp_mesh):
+    # One full-batch step per update: the shuffle does not matter, so the data-parallel
+    # run is the single-device run up to float summation order.
+    config = small_config.replace(update_epochs=1, num_minibatches=1)
+    four = train_sharded(config, jax.random.key(3), dp_mesh)
+    one = jax.jit(train)(config, jax.random.key(3))
+    assert_close(four.state.params, one.state.params, rtol=1e-4, atol=1e-6)
+    assert_close(four.state.obs_stats, one.state.obs_stats)
+    assert_close(four.metrics, one.metrics, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(four.state.obs), np.asarray(one.state.obs), rtol=1e-5)
+
+
+def test_train_many_over_devices_equals_a_loop_of_train(small_config, devices):
+    mesh = jax.make_mesh((4,), ("runs",), devices=devices)
+    keys = jax.random.split(jax.random.key(5), 6)  # 6 runs on 4 devices: padded to 8
+    configs = Config.sweep(small_config, lr=[1e-3, 2e-3, 3e-3, 4e-3, 5e-3, 6e-3])
+    many = host(train_many(configs, keys, mesh=mesh))
+    one_device = host(train_many(configs, keys))
+    assert many.metrics["value_loss"].shape == (6, 4)
+    train_jit = jax.jit(train)
+    for i, config in enumerate(configs.unstack()):
+        single = train_jit(config, keys[i])
+        assert_close(jax.tree.map(lambda x, i=i: x[i], many.state.params), single.state.params)
+        assert_close(jax.tree.map(lambda x, i=i: x[i], many.metrics), single.metrics)
+    assert_close(many.metrics, one_device.metrics)
+
+
+def test_two_dimensional_mesh_equals_a_loop_of_data_parallel_runs(small_config, devices):
+    mesh = jax.make_mesh((2, 2), ("runs", "dp"), devices=devices)
+    keys = jax.random.split(jax.random.key(7), 2)
+    configs = Config.sweep(small_config, lr=[1e-3, 3e-3])
+    both = host(train_sharded(configs, keys, mesh, runs_axis="runs"))
+    pair = jax.make_mesh((2,), ("dp",), devices=devices[:2])
+    for i, config in enumerate(configs.unstack()):
+        single = train_sharded(config, keys[i], pair)
+        assert_close(jax.tree.map(lambda x, i=i: x[i], both.state.params), single.state.params)
+        assert_close(jax.tree.map(lambda x, i=i: x[i], both.metrics), single.metrics)
+        np.testing.assert_allclose(both.state.obs[i], np.asarray(single.state.obs), rtol=1e-5)
+
+
+def test_bad_layouts_are_refused_before_compiling(small_config, dp_mesh, devices):
+    with pytest.raises(ValueError, match=r"num_envs=6 must be divisible by the 4 devices"):
+        train_sharded(small_config.replace(num_envs=6), jax.random.key(0), dp_mesh)
+    # 128 rows split in 64 minibatches is a valid Config, but a device holds 32 rows.
+    with pytest.raises(ValueError, match=r"num_minibatches=64 must divide each device's batch"):
+        train_sharded(small_config.replace(num_minibatches=64), jax.random.key(0), dp_mesh)
+    with pytest.raises(ValueError, match=r"data_axis='data' is not an axis of the mesh"):
+        train_sharded(small_config, jax.random.key(0), dp_mesh, data_axis="data")
+    runs = jax.make_mesh((4,), ("runs",), devices=devices)
+    with pytest.raises(ValueError, match="3 configs but 2 keys"):
+        train_many(
+            Config.sweep(small_config, lr=[1e-3, 2e-3, 3e-3]),
+            jax.random.split(jax.random.key(0), 2),
+            mesh=runs,
+        )
+
+
+@pytest.mark.slow
+def test_data_parallel_cartpole_learns(devices):
+    # Default CartPole settings (4 envs: one per device), 4 seeds vmapped inside
+    # shard_map: the same threshold as the single-device learning test.
+    mesh = jax.make_mesh((1, 4), ("runs", "dp"), devices=devices)
+    out = train_sharded(Config(), jax.random.split(jax.random.key(0), 4), mesh, runs_axis="runs")
+    returns = np.asarray(out.metrics["episode_return"])
+    final = np.nanmean(returns[:, -10:], axis=1)
+    assert np.all(np.isfinite(final)) and final.mean() >= 475, final
+    assert np.nanmean(returns[:, :5]) < 100
+
+
+def test_fit_with_a_mesh_is_train_sharded_and_resumes_exactly(small_config, dp_mesh, tmp_path):
+    from purejaxppo import fit
+    from purejaxppo.checkpoint import Checkpointer
+
+    config = small_config.replace(total_timesteps=8 * 16 * 6)
+    reference = train_sharded(config, jax.random.key(0), dp_mesh)
+    options = dict(mesh=dp_mesh, chunk_updates=2, checkpoint_every=2, compile_cache=False)
+    out = tmp_path / "run"
+    full = fit(config, 0, out=out, **options)
+    assert_close(full.state.params, reference.state.params, rtol=0, atol=0)  # bitwise
+    np.testing.assert_array_equal(
+        full.metrics["value_loss"], np.asarray(reference.metrics["value_loss"])
+    )
+    assert full.state.obs.sharding.spec[0] == "dp"
+    # Checkpoints hold the gathered env rows; a resume puts them back on the devices.
+    assert Checkpointer(out / "checkpoints", create=False).steps() == [2, 4, 6]
+    resumed = fit(config, 0, resume=out, resume_step=2, **options)
+    assert_close(resumed.state, full.state, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="one data-parallel run takes one config and one seed"):
+        fit(config, 0, num_seeds=2, mesh=dp_mesh, compile_cache=False)
+
+
+def test_repeated_calls_reuse_the_compiled_program(small_config, dp_mesh):
+    from purejaxppo import parallel
+
+    before = parallel._sharded_program.cache_info()
+    train_sharded(small_config, jax.random.key(9), dp_mesh)
+    after = parallel._sharded_program.cache_info()
+    assert after.hits == before.hits + 1 and after.misses == before.misses
