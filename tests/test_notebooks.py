@@ -10,7 +10,14 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
 @pytest.mark.parametrize(
-    "name", ["quickstart.ipynb", "sweep.ipynb", "brax_continuous.ipynb", "ablations.ipynb"]
+    "name",
+    [
+        "quickstart.ipynb",
+        "sweep.ipynb",
+        "brax_continuous.ipynb",
+        "ablations.ipynb",
+        "multi_device.ipynb",
+    ],
 )
 def test_notebook_runs_small(name, monkeypatch):
     monkeypatch.setenv("PUREJAXPPO_NOTEBOOK_SMALL", "1")  # the kernel inherits os.environ
