@@ -17,8 +17,8 @@ Timing. `train_many` / `train_sharded` jit internally, so there is no
 second, identical call, and reads from JAX's monitoring events (trace, lowering,
 XLA compile) how much of each call was compilation. `run_s` is the second call
 without its compilation and gives `steps_per_s`. `second_call_recompiled` says
-whether the second call compiled again (the API builds a new jitted function per
-call, so it does in this version; a cached second call reports compile ~0).
+whether the second call compiled again (it should not: the API caches its compiled
+programs per layout).
 
     python benchmarks/scaling.py                       # D = 1, 2, 4
     python benchmarks/scaling.py --devices 1 2 4 8 --out benchmarks/results/scaling-gpu.json

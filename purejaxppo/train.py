@@ -14,7 +14,7 @@ import jax.numpy as jnp
 
 from purejaxppo import normalize as norm
 from purejaxppo.advantages import compute_gae, explained_variance
-from purejaxppo.collectives import global_mean, local_rows, maybe_psum
+from purejaxppo.collectives import global_mean, local_rows, maybe_psum, shard_count
 from purejaxppo.config import Config, env_options
 from purejaxppo.envs import env_spec, reset_envs, resolve_env
 from purejaxppo.losses import Batch, StepSettings, behaviour_rows, gaussian_base, normalize
@@ -131,7 +131,7 @@ def update(
     the parameters stay identical on every shard."""
     setup = make_setup(config)
     next_key, rollout_key, shuffle_key = jax.random.split(state.key, 3)
-    if axis_name is not None:
+    if shard_count(axis_name) > 1:  # each shard its own shuffle; one shard is plain train
         shuffle_key = jax.random.fold_in(shuffle_key, jax.lax.axis_index(axis_name))
 
     carry, traj, ends = collect_rollout(
