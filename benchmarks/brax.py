@@ -108,8 +108,6 @@ import argparse
 import datetime
 import functools
 import json
-import os
-import platform
 import sys
 import time
 import warnings
@@ -120,6 +118,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import purejaxppo
+from purejaxppo.bench import machine_info
 
 # Run as a script, this file's folder is sys.path[0], and this file would shadow the
 # `brax` package (for Brax's own `from brax import envs` too): drop that folder before
@@ -503,15 +502,7 @@ def main() -> None:
     report = {
         "benchmark": "purejaxppo vs brax.training.agents.ppo.train",
         "date": datetime.date.today().isoformat(),
-        "machine": {
-            "platform": device.platform,
-            "device_kind": device.device_kind,
-            "device_count": jax.device_count(),
-            "cpu_count": os.cpu_count(),
-            "processor": platform.processor() or platform.machine(),
-            "jax": jax.__version__,
-            "brax": brax.__version__,
-        },
+        "machine": machine_info() | {"brax": brax.__version__},
         "scale": args.scale,
         "seed": args.seed,
         "eval_episodes": args.eval_episodes,

@@ -25,7 +25,6 @@ import datetime
 import importlib
 import json
 import os
-import platform
 from pathlib import Path
 
 os.environ.setdefault("JAX_NUM_CPU_DEVICES", str(os.cpu_count() or 1))
@@ -34,7 +33,7 @@ import jax
 import jax.numpy as jnp
 
 import purejaxppo
-from purejaxppo.bench import bench_train, format_row, time_compiled, warm_up
+from purejaxppo.bench import bench_train, format_row, machine_info, time_compiled, warm_up
 from purejaxppo.losses import Batch, StepSettings, ppo_loss
 from purejaxppo.rollout import collect_rollout, rollout_carry
 
@@ -123,20 +122,12 @@ def main() -> None:
     args = parser.parse_args()
 
     config = purejaxppo.Config(env="CartPole-v1", total_timesteps=args.total_timesteps)
-    device = jax.devices()[0]
     # Backend start-up and first-compile costs go here, not into the first timed row.
     warm_up()
     report = {
         "workload": "CartPole-default",
         "date": datetime.date.today().isoformat(),
-        "machine": {
-            "platform": device.platform,
-            "device_kind": device.device_kind,
-            "device_count": jax.device_count(),
-            "cpu_count": os.cpu_count(),
-            "processor": platform.processor() or platform.machine(),
-            "jax": jax.__version__,
-        },
+        "machine": machine_info(),
         "config": {
             "num_envs": config.num_envs,
             "num_steps": config.num_steps,
