@@ -209,7 +209,6 @@ _TRAIN_OPTIONS: list[tuple[str, Any, Any, str]] = [
     ("num_processes", _Int | None, None, "Multi-host: the number of processes."),
     ("process_id", _Int | None, None, "Multi-host: this process's index in [0, N)."),
 ]
-_TRAIN_OPTION_NAMES = {name for name, *_ in _TRAIN_OPTIONS}
 
 
 def _config_field_specs(base: Config) -> list[tuple[str, Any, Any]]:

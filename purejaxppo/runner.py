@@ -365,7 +365,7 @@ class _DataParallel:
     """fit's programs for one data-parallel run over a mesh axis (see train_sharded)."""
 
     def __init__(self, config: Config, mesh: Any, axis: str, num_seeds: int | None):
-        from purejaxppo.parallel import _check_axis, data_parallel_check
+        from purejaxppo.parallel import _check_axis, data_parallel_check, state_specs
 
         if config.batch_shape or (num_seeds or 1) > 1:
             raise ValueError(
@@ -376,7 +376,7 @@ class _DataParallel:
         data_parallel_check(config, _check_axis(mesh, axis, "data_axis"), "fit(mesh=...)")
         self.mesh, self.axis = mesh, axis
         abstract = jax.eval_shape(init, config, jax.random.key(0))
-        self.specs = _dp_specs(abstract, axis)
+        self.specs = state_specs(abstract, axis)
 
     def _shard_map(self, fn, in_specs, out_specs):
         return jax.shard_map(
@@ -444,12 +444,6 @@ class _DataParallel:
         else:
             host = multihost_utils.process_allgather(state, tiled=True)
         return host._replace(key=jax.random.wrap_key_data(np.asarray(host.key)))
-
-
-def _dp_specs(state: TrainState, axis: str) -> TrainState:
-    from purejaxppo.parallel import state_specs
-
-    return state_specs(state, axis)
 
 
 # ---- the runner ----------------------------------------------------------------------
