@@ -20,18 +20,12 @@ if int(nproc) > 1:
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
+from conftest import SMALL  # noqa: E402  (this folder is the script's sys.path[0])
 
 from purejaxppo import Config  # noqa: E402
 from purejaxppo.parallel import train_sharded  # noqa: E402
 
-config = Config(
-    num_envs=8,
-    num_steps=16,
-    num_minibatches=2,
-    update_epochs=2,
-    total_timesteps=8 * 16 * 4,
-    normalize_obs=True,
-)
+config = Config(**SMALL)
 mesh = jax.make_mesh((4,), ("dp",))
 result = train_sharded(config, jax.random.key(0), mesh)
 replicated = (result.state.params, result.state.obs_stats, result.metrics)
