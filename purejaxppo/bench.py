@@ -17,6 +17,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from purejaxppo.config import Config
+from purejaxppo.runner import nanmean
 from purejaxppo.train import train
 
 
@@ -59,22 +60,22 @@ def bench_train(config: Config, num_seeds: int, num_devices: int = 1) -> dict[st
         compile_s, run_s, out = time_compiled(sharded, keys)
     steps = num_seeds * config.num_updates * config.batch_size
     returns = np.asarray(out.metrics["episode_return"])  # [seeds, updates]
-    final = np.array([_nanmean(r[-10:]) for r in returns])
+    final = np.array([nanmean(r[-10:]) for r in returns])  # NaN: no episode ended
+    ended = final[~np.isnan(final)]
+
+    def number(x: float) -> float | None:  # JSON has no NaN
+        return None if np.isnan(x) else float(x)
+
     return {
         "seeds": num_seeds,
         "devices": num_devices,
         "compile_s": round(compile_s, 3),
         "run_s": round(run_s, 3),
         "steps_per_s": round(steps / run_s),
-        "final_return_mean": _nanmean(final),
-        "final_return_min": float(np.nanmin(final)) if np.isfinite(final).any() else None,
-        "final_return_max": float(np.nanmax(final)) if np.isfinite(final).any() else None,
+        "final_return_mean": number(nanmean(final)),
+        "final_return_min": number(ended.min()) if ended.size else None,
+        "final_return_max": number(ended.max()) if ended.size else None,
     }
-
-
-def _nanmean(x: np.ndarray) -> float | None:
-    finite = x[np.isfinite(x)]
-    return float(finite.mean()) if finite.size else None
 
 
 def machine_info() -> dict[str, Any]:

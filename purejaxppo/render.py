@@ -25,6 +25,7 @@ import numpy as np
 from purejaxppo.config import Config, env_options
 from purejaxppo.envs import env_spec, resolve_env
 from purejaxppo.envs.brax_adapter import BraxEnv
+from purejaxppo.policy import _single
 
 # Env names gymnax's Visualizer draws (gymnax 1.0.1, visualize/visualizer.py).
 CLASSIC_CONTROL = (
@@ -86,11 +87,7 @@ def render_episode(
     """
     if not isinstance(config, Config):
         raise TypeError(f"render_episode: config must be a purejaxppo.Config, got {type(config)}")
-    if config.batch_shape != ():
-        raise ValueError(
-            f"render_episode: config is a batch of {config.batch_shape[0]} configs; pass one "
-            "(config.unstack()[i])"
-        )
+    _single(config, "render_episode")
     if max_steps is not None and (
         isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps <= 0
     ):
