@@ -118,7 +118,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import purejaxppo
-from purejaxppo.bench import machine_info
+from purejaxppo.runner.bench import machine_info
 
 # Run as a script, this file's folder is sys.path[0], and this file would shadow the
 # `brax` package (for Brax's own `from brax import envs` too): drop that folder before

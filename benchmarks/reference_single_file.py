@@ -21,7 +21,7 @@ import optax
 
 # flax's orthogonal init runs a batched LAPACK QR under vmap, which can deadlock
 # jaxlib 0.10 on CPU; purejaxppo's Gram-Schmidt version has the same distribution.
-from purejaxppo.networks import orthogonal
+from purejaxppo.nn.networks import orthogonal
 
 NUM_ENVS, NUM_STEPS, EPOCHS, MINIBATCHES = 4, 128, 4, 4
 

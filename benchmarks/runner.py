@@ -67,7 +67,7 @@ def overhead_rows(repeats: int) -> dict:
     import jax
 
     from purejaxppo import Config, fit, train
-    from purejaxppo.bench import warm_up
+    from purejaxppo.runner.bench import warm_up
 
     warm_up()
     config = Config()
@@ -126,7 +126,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "runner-cpu.json")
     args = parser.parse_args()
 
-    from purejaxppo.bench import machine_info
+    from purejaxppo.runner.bench import machine_info
 
     report = {
         "workload": "CartPole-default",

@@ -73,8 +73,8 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from purejaxppo import Config, train  # noqa: E402
-from purejaxppo.bench import machine_info, warm_up  # noqa: E402
-from purejaxppo.parallel import fingerprints, train_many, train_sharded  # noqa: E402
+from purejaxppo.runner.bench import machine_info, warm_up  # noqa: E402
+from purejaxppo.scale.mesh import fingerprints, train_many, train_sharded  # noqa: E402
 
 # JAX's own timers of a jitted call's compilation: tracing to a jaxpr, lowering to
 # MLIR and the XLA compile (including those of eval_shape and of small helper jits).

@@ -33,17 +33,17 @@ import jax
 import jax.numpy as jnp
 
 import purejaxppo
-from purejaxppo.bench import bench_train, format_row, machine_info, time_compiled, warm_up
-from purejaxppo.losses import Batch, StepSettings, ppo_loss
-from purejaxppo.rollout import collect_rollout, rollout_carry
+from purejaxppo.core.losses import Batch, StepSettings, ppo_loss
+from purejaxppo.core.rollout import collect_rollout, rollout_carry
+from purejaxppo.runner.bench import bench_train, format_row, machine_info, time_compiled, warm_up
 
 try:  # run as a script: benchmarks/ is on sys.path
     import reference_single_file
 except ImportError:  # imported as benchmarks.throughput
     from benchmarks import reference_single_file
 
-T = importlib.import_module("purejaxppo.train")
-update_mod = importlib.import_module("purejaxppo.update")
+T = importlib.import_module("purejaxppo.core.train")
+update_mod = importlib.import_module("purejaxppo.core.learner")
 
 RESULTS = Path(__file__).parent / "results"
 

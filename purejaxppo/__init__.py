@@ -1,93 +1,127 @@
 """purejaxppo: end-to-end compiled PPO in JAX.
 
-The public names below are imported on first use. `import purejaxppo` itself touches
-no accelerator, so a multi-host program can call
-`purejaxppo.distributed.initialize(...)` first: gymnax, which every environment
-adapter imports, starts JAX's backend as soon as it is imported.
+The package is laid out by layer (see the README's architecture section): `core/`,
+`nn/` and `envs/` are pure and jittable; `acting/`, `scale/`, `runner/` and `io/`
+are built on them; `config.py`, `presets.py` and `cli.py` sit on top.
+
+The public names below are plain re-exports, imported on first use (PEP 562
+`__getattr__`), for two reasons: `import purejaxppo` touches no accelerator, so a
+multi-host program can call `purejaxppo.distributed.initialize(...)` first (gymnax,
+which the environment adapters import, starts JAX's backend as soon as it is
+imported); and `purejaxppo.train` loads only the pure core, never the host side.
 """
 
 from __future__ import annotations
 
 import importlib
-import sys
-import types
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+# Public name -> the module that defines it.
 _EXPORTS = {
-    "compute_gae": "advantages",
-    "explained_variance": "advantages",
-    "enable_compile_cache": "cache",
-    "CheckpointError": "checkpoint",
-    "Config": "config",
-    "Categorical": "distributions",
-    "DiagGaussian": "distributions",
-    "TanhGaussian": "distributions",
-    "Policy": "export",
-    "load_policy": "export",
-    "save_policy": "export",
-    "ActorCritic": "networks",
-    "RunningStats": "normalize",
-    "train_many": "parallel",
-    "train_sharded": "parallel",
-    "EvalResult": "policy",
-    "evaluate": "policy",
-    "make_policy": "policy",
-    "ChunkReport": "runner",
-    "EvalHistory": "runner",
-    "FitResult": "runner",
-    "NonFiniteError": "runner",
-    "fit": "runner",
-    "METRIC_NAMES": "train",
-    "init": "train",
-    "run_updates": "train",
-    "train": "train",
-    "update": "train",
-    "TrainOutput": "types",
-    "TrainState": "types",
-    "Transition": "types",
+    "Config": "purejaxppo.config",
+    "compute_gae": "purejaxppo.core.advantages",
+    "explained_variance": "purejaxppo.core.advantages",
+    "RunningStats": "purejaxppo.core.normalize",
+    "METRIC_NAMES": "purejaxppo.core.train",
+    "init": "purejaxppo.core.train",
+    "run_updates": "purejaxppo.core.train",
+    "train": "purejaxppo.core.train",
+    "update": "purejaxppo.core.train",
+    "TrainOutput": "purejaxppo.core.types",
+    "TrainState": "purejaxppo.core.types",
+    "Transition": "purejaxppo.core.types",
+    "Categorical": "purejaxppo.nn.distributions",
+    "DiagGaussian": "purejaxppo.nn.distributions",
+    "TanhGaussian": "purejaxppo.nn.distributions",
+    "ActorCritic": "purejaxppo.nn.networks",
+    "EvalResult": "purejaxppo.acting.policy",
+    "evaluate": "purejaxppo.acting.policy",
+    "make_policy": "purejaxppo.acting.policy",
+    "Policy": "purejaxppo.acting.export",
+    "load_policy": "purejaxppo.acting.export",
+    "save_policy": "purejaxppo.acting.export",
+    "train_many": "purejaxppo.scale.mesh",
+    "train_sharded": "purejaxppo.scale.mesh",
+    "ChunkReport": "purejaxppo.runner.fit",
+    "EvalHistory": "purejaxppo.runner.fit",
+    "FitResult": "purejaxppo.runner.fit",
+    "NonFiniteError": "purejaxppo.runner.fit",
+    "fit": "purejaxppo.runner.fit",
+    "CheckpointError": "purejaxppo.io.checkpoints",
+    "enable_compile_cache": "purejaxppo.io.cache",
 }
-# Functions named like the module that defines them: `purejaxppo.train` is the
-# function, whichever order the modules are imported in.
-_SHADOWED = ("train", "update")
+# Public modules reachable under a short name: purejaxppo.distributed.initialize(...).
+_MODULES = {"distributed": "purejaxppo.scale.distributed"}
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "METRIC_NAMES",
+    "ActorCritic",
+    "Categorical",
+    "CheckpointError",
+    "ChunkReport",
+    "Config",
+    "DiagGaussian",
+    "EvalHistory",
+    "EvalResult",
+    "FitResult",
+    "NonFiniteError",
+    "Policy",
+    "RunningStats",
+    "TanhGaussian",
+    "TrainOutput",
+    "TrainState",
+    "Transition",
+    "compute_gae",
+    "distributed",
+    "enable_compile_cache",
+    "evaluate",
+    "explained_variance",
+    "fit",
+    "init",
+    "load_policy",
+    "make_policy",
+    "run_updates",
+    "save_policy",
+    "train",
+    "train_many",
+    "train_sharded",
+    "update",
+]
+
+if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
+    from purejaxppo.acting.export import Policy, load_policy, save_policy
+    from purejaxppo.acting.policy import EvalResult, evaluate, make_policy
+    from purejaxppo.config import Config
+    from purejaxppo.core.advantages import compute_gae, explained_variance
+    from purejaxppo.core.normalize import RunningStats
+    from purejaxppo.core.train import METRIC_NAMES, init, run_updates, train, update
+    from purejaxppo.core.types import TrainOutput, TrainState, Transition
+    from purejaxppo.io.cache import enable_compile_cache
+    from purejaxppo.io.checkpoints import CheckpointError
+    from purejaxppo.nn.distributions import Categorical, DiagGaussian, TanhGaussian
+    from purejaxppo.nn.networks import ActorCritic
+    from purejaxppo.runner.fit import ChunkReport, EvalHistory, FitResult, NonFiniteError, fit
+    from purejaxppo.scale import distributed
+    from purejaxppo.scale.mesh import train_many, train_sharded
 
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
-        value = getattr(importlib.import_module(f"purejaxppo.{_EXPORTS[name]}"), name)
-        if name not in _SHADOWED:
-            globals()[name] = value
-        return value
-    try:
-        return importlib.import_module(f"purejaxppo.{name}")  # a submodule: purejaxppo.presets
-    except ModuleNotFoundError as e:
-        if e.name != f"purejaxppo.{name}":
-            raise  # the submodule exists but needs something missing
-        raise AttributeError(f"module 'purejaxppo' has no attribute {name!r}") from None
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    elif name in _MODULES:
+        value = importlib.import_module(_MODULES[name])
+    else:
+        try:  # a subpackage or module: purejaxppo.presets, purejaxppo.envs, ...
+            return importlib.import_module(f"purejaxppo.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"purejaxppo.{name}":
+                raise  # it exists but needs something that is not installed
+            raise AttributeError(f"module 'purejaxppo' has no attribute {name!r}") from None
+    globals()[name] = value
+    return value
 
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *__all__})
-
-
-def _shadowed(name: str) -> property:
-    def get(module: types.ModuleType) -> Any:
-        return getattr(importlib.import_module(f"purejaxppo.{name}"), name)
-
-    def ignore(module: types.ModuleType, value: Any) -> None:
-        # The import system sets the submodule as an attribute of the package after
-        # loading it; the submodule stays reachable in sys.modules.
-        pass
-
-    return property(get, ignore)
-
-
-class _Package(types.ModuleType):
-    train = _shadowed("train")
-    update = _shadowed("update")
-
-
-sys.modules[__name__].__class__ = _Package

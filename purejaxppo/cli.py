@@ -29,8 +29,8 @@ import jax
 import numpy as np
 import tyro
 
-from purejaxppo.cache import enable_compile_cache, quiet_cache_loads
 from purejaxppo.config import OPTIONAL_TRACED, TRACED_FIELDS, Config
+from purejaxppo.io.cache import enable_compile_cache, quiet_cache_loads
 
 # Config fields the command line cannot express (a Python object, not a flag).
 _NOT_ON_CLI = ("env_params",)
@@ -352,7 +352,7 @@ def _base_config(argv: Sequence[str]) -> tuple[Config, dict[str, Any]]:
                     f"--resume={resume} continues that run with its own config; {flag} "
                     "cannot change it (start a new run instead)"
                 )
-        from purejaxppo.checkpoint import Checkpointer, checkpoint_dir
+        from purejaxppo.io.checkpoints import Checkpointer, checkpoint_dir
 
         if not Path(resume).is_dir():
             raise ValueError(f"--resume={resume}: no such run directory")
@@ -484,9 +484,9 @@ def _error(e: BaseException, status: int = 2) -> int:
 
 def run_train(args: Any, base: Config) -> int:
     """Build the Config from parsed flags, train with `fit`, print progress and a summary."""
-    from purejaxppo.checkpoint import CheckpointError
-    from purejaxppo.checkpoint import checkpoint_dir as ckpt_dir
-    from purejaxppo.runner import NonFiniteError, default_run_dir, fit, run_labels
+    from purejaxppo.io.checkpoints import CheckpointError
+    from purejaxppo.io.checkpoints import checkpoint_dir as ckpt_dir
+    from purejaxppo.runner.fit import NonFiniteError, default_run_dir, fit, run_labels
 
     try:
         config = build_train_config(args, base)
@@ -565,7 +565,7 @@ def run_train(args: Any, base: Config) -> int:
 
 
 def _print_summary(config: Config, num_seeds: int, runs: list[dict], result: Any) -> None:
-    from purejaxppo.runner import nanmean
+    from purejaxppo.runner.fit import nanmean
 
     returns = np.reshape(result.metrics["episode_return"], (len(runs), -1))
     per_run = np.array([nanmean(r[-FINAL_UPDATES:]) for r in returns])
@@ -593,9 +593,9 @@ def _print_summary(config: Config, num_seeds: int, runs: list[dict], result: Any
 def _load_for_acting(path: Path, step: int | None, run: int | None, deterministic: bool):
     """(config, act, state-or-None, policy-or-None) for eval/render from a policy
     directory or a run's checkpoint."""
-    from purejaxppo.export import load_policy
-    from purejaxppo.policy import make_policy
-    from purejaxppo.runner import load_run
+    from purejaxppo.acting.export import load_policy
+    from purejaxppo.acting.policy import make_policy
+    from purejaxppo.runner.fit import load_run
 
     path = Path(path)
     if (path / "policy.json").exists():
@@ -618,9 +618,9 @@ def _load_for_acting(path: Path, step: int | None, run: int | None, deterministi
 
 def run_eval(args: EvalArgs) -> int:
     """Evaluate every run of a checkpoint, or a saved policy, and print its returns."""
-    from purejaxppo.checkpoint import CheckpointError
-    from purejaxppo.policy import _evaluate
-    from purejaxppo.runner import _eval_jit, run_labels
+    from purejaxppo.acting.policy import evaluate_params
+    from purejaxppo.io.checkpoints import CheckpointError
+    from purejaxppo.runner.fit import eval_runs_jit, run_labels
 
     try:
         _check_counts(args, ("episodes",))
@@ -630,7 +630,7 @@ def run_eval(args: EvalArgs) -> int:
     key = jax.random.key(args.seed)
     mode = "stochastic" if args.stochastic else "deterministic"
     if policy is not None:
-        result = _evaluate(
+        result = evaluate_params(
             config, policy.params, policy.obs_stats, key, args.episodes, not args.stochastic
         )
         returns = np.asarray(result.returns)[None]
@@ -643,7 +643,7 @@ def run_eval(args: EvalArgs) -> int:
         n = int(np.prod(batch)) if batch else 1
         keys = jax.random.split(key, n)
         keys = keys.reshape(batch) if batch else keys[0]
-        result = _eval_jit(
+        result = eval_runs_jit(
             config, loaded.state, keys, args.episodes, not args.stochastic, seeds, sweep
         )
         returns = np.asarray(result.returns).reshape(n, -1)
@@ -666,8 +666,8 @@ def run_eval(args: EvalArgs) -> int:
 
 def run_render(args: RenderArgs) -> int:
     """Write one episode as a GIF (gymnax) or an HTML page (Brax)."""
-    from purejaxppo.checkpoint import CheckpointError
-    from purejaxppo.render import render_episode
+    from purejaxppo.acting.render import render_episode
+    from purejaxppo.io.checkpoints import CheckpointError
 
     try:
         config, act, _ = _load_for_acting(args.path, args.step, args.run, not args.stochastic)
@@ -684,7 +684,7 @@ def run_render(args: RenderArgs) -> int:
 
 def run_bench(args: Any, base: Config) -> int:
     """Time one-shot train for each seed count and print (and save) the rows."""
-    from purejaxppo.bench import bench_train, format_row, machine_info, warm_up
+    from purejaxppo.runner.bench import bench_train, format_row, machine_info, warm_up
 
     try:
         config = _apply(base, _overrides(args, base))
@@ -719,7 +719,7 @@ def _maybe_initialize_distributed(argv: Sequence[str]) -> int:
     }
     if all(v is None for v in values.values()):
         return 0
-    from purejaxppo.distributed import initialize
+    from purejaxppo.scale.distributed import initialize
 
     try:
         initialize(
@@ -750,7 +750,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             try:
                 base, defaults = _base_config(argv)
             except Exception as e:  # bad preset, config file or checkpoint: one line
-                from purejaxppo.checkpoint import CheckpointError
+                from purejaxppo.io.checkpoints import CheckpointError
 
                 return _error(e, status=1 if isinstance(e, CheckpointError) else 2)
         if command in ("train", "eval", "render") and not helping:

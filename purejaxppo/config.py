@@ -38,7 +38,7 @@ TRACED_FIELDS = (
     "reward_scale",
     "clip_eps_final",
     "kl_beta_init",
-    "kl_target",
+    "desired_kl",
     "target_kl",
     "lr_min",
     "lr_max",
@@ -64,7 +64,7 @@ _TRACED_RULES: dict[str, tuple[str, Any]] = {
     "reward_scale": ("must be finite and > 0", lambda v: np.isfinite(v) & (v > 0)),
     "clip_eps_final": ("must be >= 0", lambda v: v >= 0),
     "kl_beta_init": ("must be finite and > 0", lambda v: np.isfinite(v) & (v > 0)),
-    "kl_target": ("must be finite and > 0", lambda v: np.isfinite(v) & (v > 0)),
+    "desired_kl": ("must be finite and > 0", lambda v: np.isfinite(v) & (v > 0)),
     "target_kl": ("must be > 0 (None disables early stopping)", lambda v: v > 0),
     "lr_min": ("must be finite and > 0", lambda v: np.isfinite(v) & (v > 0)),
     "lr_max": ("must be finite and > 0", lambda v: np.isfinite(v) & (v > 0)),
@@ -136,7 +136,7 @@ class Config:
     with the PPO paper's adaptive beta) or "clip+kl_penalty" (both terms)."""
     lr_schedule: str = "linear"
     """Learning rate: "constant", "linear" (annealed to 0, stepwise per update) or
-    "adaptive_kl" (x or / 1.5 when the update's KL leaves [kl_target/2, 2*kl_target],
+    "adaptive_kl" (x or / 1.5 when the update's KL leaves [desired_kl/2, 2*desired_kl],
     kept in [lr_min, lr_max])."""
     clip_schedule: str = "constant"
     """Clip range: "constant" or "linear" (from clip_eps at the first update to
@@ -185,7 +185,7 @@ class Config:
     """Clip range reached at the last update when clip_schedule="linear"."""
     kl_beta_init: float = 1.0
     """Initial KL-penalty coefficient beta (objectives with kl_penalty); adapted per update."""
-    kl_target: float = 0.01
+    desired_kl: float = 0.01
     """Target KL(old || new) per update for the adaptive beta and the adaptive_kl lr."""
     target_kl: float | None = None
     """KL early stopping: skip the rest of an update's minibatches and epochs once a

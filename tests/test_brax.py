@@ -12,12 +12,12 @@ import pytest
 
 import purejaxppo
 from purejaxppo import Config
+from purejaxppo.core.rollout import collect_rollout, rollout_carry
 from purejaxppo.envs import reset_envs, split_step_keys, step_envs
 from purejaxppo.envs.brax_adapter import BRAX_ENVS
-from purejaxppo.rollout import collect_rollout, rollout_carry
 
 pytest.importorskip("brax")
-make_setup = importlib.import_module("purejaxppo.train").make_setup
+make_setup = importlib.import_module("purejaxppo.core.setup").make_setup
 
 TINY = dict(num_envs=2, num_steps=4, num_minibatches=1, update_epochs=1, total_timesteps=8)
 

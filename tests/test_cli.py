@@ -21,7 +21,7 @@ from purejaxppo.cli import (
     make_train_args,
 )
 from purejaxppo.config import static_differences
-from purejaxppo.loggers import read_jsonl
+from purejaxppo.io.loggers import read_jsonl
 
 SMALL_FLAGS = [
     "--num-envs", "4", "--num-steps", "16", "--num-minibatches", "2", "--update-epochs", "2",
@@ -200,7 +200,7 @@ def test_resume_a_finished_run_is_a_no_op_with_its_own_options(cli_run, capsys):
 
 
 def test_sweep_trains_every_grid_point_in_one_compile(monkeypatch, tmp_path, capsys):
-    from purejaxppo import runner
+    from purejaxppo.runner import fit as runner
 
     lowered = []
     original = runner._run_chunk_jit

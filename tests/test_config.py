@@ -278,7 +278,7 @@ def test_static_rules_of_env_and_policy_fields(changes, message):
 def test_episode_length_overrides_the_gymnax_time_limit():
     import importlib
 
-    setup = importlib.import_module("purejaxppo.train").make_setup(Config(episode_length=50))
+    setup = importlib.import_module("purejaxppo.core.setup").make_setup(Config(episode_length=50))
     assert setup.env_params.max_steps_in_episode == 50
 
 

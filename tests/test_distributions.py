@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from purejaxppo import Categorical, DiagGaussian
-from purejaxppo.distributions import sample_rows
+from purejaxppo.nn.distributions import sample_rows
 
 HALF_LOG_2PI_E = 0.5 * (1.0 + math.log(2.0 * math.pi))  # 1.4189385
 

@@ -16,8 +16,8 @@ from conftest import SMALL, assert_trees_equal
 
 import purejaxppo
 from purejaxppo import Config
+from purejaxppo.acting.export import POLICY_ARRAYS, POLICY_JSON, Policy, load_policy, save_policy
 from purejaxppo.envs import EnvSpec
-from purejaxppo.export import POLICY_ARRAYS, POLICY_JSON, Policy, load_policy, save_policy
 
 PENDULUM = Config(env="Pendulum-v1", normalize_obs=True, continuous_dist="gaussian", **SMALL)
 
@@ -109,10 +109,10 @@ def test_loading_never_builds_the_env(small_config, small_out, tmp_path, monkeyp
     def forbidden(*args, **kwargs):
         raise AssertionError("load_policy must not build the environment")
 
-    train = importlib.import_module("purejaxppo.train")
+    train = importlib.import_module("purejaxppo.core.train")
     envs = importlib.import_module("purejaxppo.envs")
     adapter = importlib.import_module("purejaxppo.envs.gymnax_adapter")
-    policy_module = importlib.import_module("purejaxppo.policy")
+    policy_module = importlib.import_module("purejaxppo.acting.policy")
     for module, name in [
         (train, "make_setup"),
         (train, "env_spec"),
@@ -190,7 +190,7 @@ def test_saving_replaces_an_existing_policy(small_config, small_out, pendulum_ou
 
     # A save that fails half-way leaves the earlier policy as it was.
     before = {p.name: p.read_bytes() for p in path.iterdir()}
-    export = importlib.import_module("purejaxppo.export")
+    export = importlib.import_module("purejaxppo.acting.export")
     calls = []
 
     def failing_fsync(fd):

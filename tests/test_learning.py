@@ -9,10 +9,10 @@ import pytest
 
 import purejaxppo
 from purejaxppo import Config
+from purejaxppo.core.rollout import collect_rollout, rollout_carry
+from purejaxppo.core.setup import make_setup
 from purejaxppo.envs import env_spec, reset_envs, resolve_env, step_envs
 from purejaxppo.envs.probes import ContinuousTargetAction
-from purejaxppo.rollout import collect_rollout, rollout_carry
-from purejaxppo.train import make_setup
 
 
 @pytest.mark.slow

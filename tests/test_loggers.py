@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from purejaxppo.loggers import (
+from purejaxppo.io.loggers import (
     EVAL_COLUMNS,
     RunLogger,
     group_legend_labels,
@@ -28,7 +28,7 @@ from purejaxppo.loggers import (
     read_jsonl,
     run_names,
 )
-from purejaxppo.plots import plot_learning_curves, smooth
+from purejaxppo.io.plots import plot_learning_curves, smooth
 
 TABLES = ("metrics", "metrics_mean", "eval", "eval_mean")
 

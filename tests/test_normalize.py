@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from purejaxppo import Config
-from purejaxppo import normalize as norm
-from purejaxppo.rollout import scale_rewards
+from purejaxppo.core import normalize as norm
+from purejaxppo.core.rollout import scale_rewards
 
 
 def test_update_equals_numpy_mean_var():

@@ -12,10 +12,10 @@ import pytest
 
 import purejaxppo
 from purejaxppo import Config
-from purejaxppo.distributions import env_action
-from purejaxppo.rollout import collect_rollout, rollout_carry
+from purejaxppo.core.rollout import collect_rollout, rollout_carry
+from purejaxppo.nn.distributions import env_action
 
-T = importlib.import_module("purejaxppo.train")
+T = importlib.import_module("purejaxppo.core.train")
 
 PENDULUM = Config(
     env="Pendulum-v1",

@@ -10,6 +10,7 @@ import pytest
 
 import purejaxppo
 from purejaxppo import Config
+from purejaxppo.core.setup import make_setup
 from purejaxppo.envs import env_spec, reset_envs, resolve_env, step_envs
 from purejaxppo.envs.probes import (
     ActionDependentReward,
@@ -19,7 +20,6 @@ from purejaxppo.envs.probes import (
     ObservationDependentReward,
     TwoStepDiscount,
 )
-from purejaxppo.train import make_setup
 
 GAMMA = 0.9
 

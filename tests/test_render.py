@@ -14,8 +14,8 @@ from PIL import Image
 
 import purejaxppo
 from purejaxppo import Config
-from purejaxppo.export import load_policy, save_policy
-from purejaxppo.render import RenderResult, render_episode
+from purejaxppo.acting.export import load_policy, save_policy
+from purejaxppo.acting.render import RenderResult, render_episode
 
 
 def _untrained(config: Config, deterministic: bool = False):

@@ -21,9 +21,9 @@ from conftest import assert_trees_equal, to_numpy
 
 import purejaxppo
 from purejaxppo import CheckpointError, Config, NonFiniteError, fit
-from purejaxppo.checkpoint import Checkpointer
-from purejaxppo.loggers import read_csv, read_jsonl
-from purejaxppo.runner import load_run, plan_chunk_updates
+from purejaxppo.io.checkpoints import Checkpointer
+from purejaxppo.io.loggers import read_csv, read_jsonl
+from purejaxppo.runner.fit import load_run, plan_chunk_updates
 
 # 4 envs x 16 steps, 8 updates: chunks of 2 updates give 4 checkpoints.
 RUN = dict(num_envs=4, num_steps=16, num_minibatches=2, update_epochs=2, total_timesteps=512)

@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 
-from purejaxppo.update import random_permutation
+from purejaxppo.core.learner import random_permutation
 
 
 @pytest.mark.parametrize("n", [1, 2, 7, 512, 1000, 70_000])

@@ -14,9 +14,7 @@ from jax.flatten_util import ravel_pytree
 
 import purejaxppo
 from purejaxppo import Config
-from purejaxppo.losses import StepSettings
-from purejaxppo.rollout import collect_rollout, rollout_carry
-from purejaxppo.update import (
+from purejaxppo.core.learner import (
     LearnerState,
     adapt_beta,
     adapt_lr,
@@ -25,8 +23,10 @@ from purejaxppo.update import (
     random_permutation,
     update_epochs,
 )
+from purejaxppo.core.losses import StepSettings
+from purejaxppo.core.rollout import collect_rollout, rollout_carry
 
-T = importlib.import_module("purejaxppo.train")
+T = importlib.import_module("purejaxppo.core.train")
 
 
 # ---- the rules, as functions --------------------------------------------------------
@@ -59,7 +59,7 @@ ALL_ON = Config(
     lr_schedule="adaptive_kl",
     clip_schedule="linear",
     clip_eps_final=0.05,
-    kl_target=0.002,
+    desired_kl=0.002,
     lr=1e-3,
     lr_min=2e-4,
     lr_max=2e-3,
@@ -187,13 +187,13 @@ def test_every_new_traced_field_sweeps_in_one_trace():
     """One stacked batch of configs, each changing one new traced field, traces once; and
     each value changes the trained parameters against its reference point."""
     base = ALL_ON.replace(normalize_obs=True, normalize_reward=True)
-    # In `base` the KL stays below kl_target / 2, so the adaptive lr rises to lr_max;
-    # with a tiny kl_target it falls to lr_min instead, which lr_min needs to matter.
-    falling = {"kl_target": 1e-7}
+    # In `base` the KL stays below desired_kl / 2, so the adaptive lr rises to lr_max;
+    # with a tiny desired_kl it falls to lr_min instead, which lr_min needs to matter.
+    falling = {"desired_kl": 1e-7}
     cases = [
         ({}, "clip_eps_final", [0.1, 0.15]),
         ({}, "kl_beta_init", [0.5, 2.0]),
-        ({}, "kl_target", [0.001, 0.02]),
+        ({}, "desired_kl", [0.001, 0.02]),
         ({}, "target_kl", [1e-9, 1e-5]),
         (falling, "lr_min", [5e-4, 9e-4]),
         ({}, "lr_max", [1.0e-3, 1.05e-3]),

@@ -13,7 +13,7 @@ coordinator, pid, nproc, ndev, out = sys.argv[1:6]
 os.environ["JAX_NUM_CPU_DEVICES"] = ndev
 os.environ["PUREJAXPPO_COMPILE_CACHE"] = "0"
 
-from purejaxppo.distributed import initialize, is_primary  # noqa: E402
+from purejaxppo.scale.distributed import initialize, is_primary  # noqa: E402
 
 if int(nproc) > 1:
     initialize(coordinator, int(nproc), int(pid))
@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 from conftest import SMALL  # noqa: E402  (this folder is the script's sys.path[0])
 
 from purejaxppo import Config  # noqa: E402
-from purejaxppo.parallel import train_sharded  # noqa: E402
+from purejaxppo.scale.mesh import train_sharded  # noqa: E402
 
 config = Config(**SMALL)
 mesh = jax.make_mesh((4,), ("dp",))

@@ -81,7 +81,7 @@ def launch_cli(devices: str, *args: str) -> subprocess.Popen:
 
 def test_cli_two_processes_train_one_run_and_only_process_0_writes(tmp_path):
     from purejaxppo import load_policy
-    from purejaxppo.loggers import read_jsonl
+    from purejaxppo.io.loggers import read_jsonl
 
     address = f"127.0.0.1:{free_port()}"
     runs = [tmp_path / f"process{i}" for i in range(2)]

@@ -10,8 +10,8 @@ import pytest
 from conftest import assert_close, host
 
 from purejaxppo import Config
-from purejaxppo.parallel import fingerprints, train_many, train_sharded
-from purejaxppo.train import train
+from purejaxppo.core.train import train
+from purejaxppo.scale.mesh import fingerprints, train_many, train_sharded
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +131,7 @@ def test_data_parallel_cartpole_learns(devices):
 
 def test_fit_with_a_mesh_is_train_sharded_and_resumes_exactly(small_config, dp_mesh, tmp_path):
     from purejaxppo import fit
-    from purejaxppo.checkpoint import Checkpointer
+    from purejaxppo.io.checkpoints import Checkpointer
 
     config = small_config.replace(total_timesteps=8 * 16 * 6)
     reference = train_sharded(config, jax.random.key(0), dp_mesh)
@@ -152,7 +152,7 @@ def test_fit_with_a_mesh_is_train_sharded_and_resumes_exactly(small_config, dp_m
 
 
 def test_repeated_calls_reuse_the_compiled_program(small_config, dp_mesh):
-    from purejaxppo import parallel
+    from purejaxppo.scale import mesh as parallel
 
     before = parallel._sharded_program.cache_info()
     train_sharded(small_config, jax.random.key(9), dp_mesh)

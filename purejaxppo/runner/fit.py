@@ -22,12 +22,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from purejaxppo import checkpoint as ckpt
-from purejaxppo.cache import quiet_cache_loads
+from purejaxppo.acting.policy import evaluate_params
 from purejaxppo.config import TRACED_FIELDS, Config
-from purejaxppo.policy import _evaluate
-from purejaxppo.train import as_key, init, run_updates
-from purejaxppo.types import TrainState
+from purejaxppo.core.setup import as_key
+from purejaxppo.core.train import init, run_updates
+from purejaxppo.core.types import TrainState
+from purejaxppo.io import checkpoints as ckpt
+from purejaxppo.io.cache import quiet_cache_loads
 
 # A chunk's "recent return" averages over (at most) its last this many updates.
 RECENT_UPDATES = 10
@@ -202,7 +203,7 @@ def _eval_runs(
 ):
     def one(c, s_and_k):
         s, k = s_and_k
-        return _evaluate(c, s.params, s.obs_stats, k, num_episodes, deterministic)
+        return evaluate_params(c, s.params, s.obs_stats, k, num_episodes, deterministic)
 
     return _batched(one, seeds, sweep, x_per_config=True)(config, (state, keys))
 
@@ -214,7 +215,7 @@ def _all_finite(params: Any) -> jax.Array:
 
 _init_jit = jax.jit(_init_runs, static_argnums=(2, 3))
 _run_chunk_jit = jax.jit(_run_chunk, static_argnums=(2, 3, 4), donate_argnums=1)
-_eval_jit = jax.jit(_eval_runs, static_argnums=(3, 4, 5, 6))
+eval_runs_jit = jax.jit(_eval_runs, static_argnums=(3, 4, 5, 6))
 _all_finite_jit = jax.jit(_all_finite)
 
 # Ahead-of-time compiled programs of this process, by signature, so that a second
@@ -365,7 +366,7 @@ class _DataParallel:
     """fit's programs for one data-parallel run over a mesh axis (see train_sharded)."""
 
     def __init__(self, config: Config, mesh: Any, axis: str, num_seeds: int | None):
-        from purejaxppo.parallel import _check_axis, data_parallel_check, state_specs
+        from purejaxppo.scale.mesh import check_axis, data_parallel_check, state_specs
 
         if config.batch_shape or (num_seeds or 1) > 1:
             raise ValueError(
@@ -373,7 +374,7 @@ class _DataParallel:
                 "batches of runs use purejaxppo.train_sharded(..., runs_axis=...) or "
                 "train_many"
             )
-        data_parallel_check(config, _check_axis(mesh, axis, "data_axis"), "fit(mesh=...)")
+        data_parallel_check(config, check_axis(mesh, axis, "data_axis"), "fit(mesh=...)")
         self.mesh, self.axis = mesh, axis
         abstract = jax.eval_shape(init, config, jax.random.key(0))
         self.specs = state_specs(abstract, axis)
@@ -384,9 +385,9 @@ class _DataParallel:
         )
 
     def init(self, config: Config, key: jax.Array) -> TrainState:
-        from purejaxppo.parallel import _key_data, _to_global
+        from purejaxppo.scale.mesh import key_data_and_impl, to_global
 
-        data, impl = _key_data(key)
+        data, impl = key_data_and_impl(key)
         program = jax.jit(
             self._shard_map(
                 lambda c, kd: init(c, jax.random.wrap_key_data(kd, impl=impl), self.axis),
@@ -394,12 +395,12 @@ class _DataParallel:
                 self.specs,
             )
         )
-        return program(self.replicate(config), _to_global(data, self.mesh, jax.P()))
+        return program(self.replicate(config), to_global(data, self.mesh, jax.P()))
 
     def replicate(self, tree: Any) -> Any:
-        from purejaxppo.parallel import _to_global
+        from purejaxppo.scale.mesh import to_global
 
-        return _to_global(tree, self.mesh, jax.P())
+        return to_global(tree, self.mesh, jax.P())
 
     def chunk(self, config: Config, state: TrainState, n: int) -> Callable:
         program = jax.jit(
@@ -416,13 +417,13 @@ class _DataParallel:
 
     def put_state(self, host_state: TrainState) -> TrainState:
         """Host arrays of a checkpoint as the global sharded state."""
-        from purejaxppo.parallel import _to_global
+        from purejaxppo.scale.mesh import to_global
 
         data = jax.tree.map(
             lambda x: jax.random.key_data(x) if jnp.issubdtype(x.dtype, jax.dtypes.prng_key) else x,
             host_state,
         )
-        placed = jax.tree.map(lambda x, spec: _to_global(x, self.mesh, spec), data, self.specs)
+        placed = jax.tree.map(lambda x, spec: to_global(x, self.mesh, spec), data, self.specs)
         return placed._replace(key=jax.random.wrap_key_data(placed.key))
 
     def agree(self, flag: bool) -> bool:
@@ -551,7 +552,7 @@ def fit(
         _require_new_run_dir(run_dir)
     plain = ckpt.plain_config(config)
     if compile_cache:
-        from purejaxppo.cache import enable_compile_cache
+        from purejaxppo.io.cache import enable_compile_cache
 
         enable_compile_cache(compile_cache)
 
@@ -646,7 +647,7 @@ def fit(
             checkpointer = ckpt.Checkpointer(
                 ckpt.checkpoint_dir(run_dir), keep=keep_checkpoints, create=True
             )
-        from purejaxppo.loggers import RunLogger
+        from purejaxppo.io.loggers import RunLogger
 
         logger = RunLogger(
             run_dir,
@@ -678,7 +679,7 @@ def fit(
             eval_keys = jax.random.split(eval_root, max(num_runs, 1))
             eval_keys = eval_keys.reshape(batch) if batch else eval_keys[0]
             evaluate_runs = _compiled(
-                _eval_jit,
+                eval_runs_jit,
                 config,
                 state,
                 eval_keys,
@@ -962,7 +963,7 @@ def _finish_files(
     """The learning-curve PNG and the exported policies, at the end of a run."""
     lead = int(seeds) + int(sweep)
     if plot and metrics:
-        from purejaxppo.plots import plot_learning_curves
+        from purejaxppo.io.plots import plot_learning_curves
 
         updates = metrics["episode_return"].shape[-1]
         eval_points = None
@@ -980,7 +981,7 @@ def _finish_files(
             title=str(config.env),
         )
     if export_policy and ckpt.plain_config(config) is not None:
-        from purejaxppo.export import save_policy
+        from purejaxppo.acting.export import save_policy
 
         configs = config.unstack()
         for label in labels:

@@ -13,21 +13,13 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from purejaxppo import normalize as norm
-from purejaxppo.collectives import local_rows, shard_count
 from purejaxppo.config import Config
-from purejaxppo.distributions import env_action, noise_rows, sample_from_noise
-from purejaxppo.envs import EnvSpec, split_step_keys, step_envs
-from purejaxppo.types import EpisodeEnds, EpisodeStats, TrainState, Transition
-
-
-class Setup(NamedTuple):
-    """Static objects a run is built from (hashable; bound by closures, never traced)."""
-
-    env: Any
-    env_params: Any
-    spec: EnvSpec
-    network: Any
+from purejaxppo.core import normalize as norm
+from purejaxppo.core.setup import Setup
+from purejaxppo.core.types import EpisodeEnds, EpisodeStats, TrainState, Transition
+from purejaxppo.envs import split_step_keys, step_envs
+from purejaxppo.nn.distributions import env_action, noise_rows, sample_from_noise
+from purejaxppo.scale.collectives import local_rows, shard_count
 
 
 class RolloutCarry(NamedTuple):

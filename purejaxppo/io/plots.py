@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from purejaxppo.loggers import group_legend_labels, group_runs, nanmean
+from purejaxppo.io.loggers import group_legend_labels, group_runs, nanmean
 
 SPREADS = ("std", "minmax", "none")
 

@@ -28,12 +28,12 @@ import jax
 import numpy as np
 from flax import serialization
 
+from purejaxppo.acting.policy import policy_from_spec
 from purejaxppo.config import Config
+from purejaxppo.core.normalize import RunningStats
+from purejaxppo.core.types import TrainOutput, TrainState
 from purejaxppo.envs import EnvSpec
-from purejaxppo.networks import init_params, make_network
-from purejaxppo.normalize import RunningStats
-from purejaxppo.policy import policy_from_spec
-from purejaxppo.types import TrainOutput, TrainState
+from purejaxppo.nn.networks import init_params, make_network
 
 FORMAT_VERSION = 1
 POLICY_JSON = "policy.json"
@@ -85,7 +85,7 @@ def save_policy(path: str | os.PathLike, config: Config, state: TrainState) -> P
         raise TypeError(f"save_policy: state must be a purejaxppo.TrainState, got {type(state)}")
     _check_single(config, state)
     config_dict = config.to_dict()  # raises for a config holding Python objects
-    from purejaxppo.train import make_setup  # the saving side may resolve the env
+    from purejaxppo.core.setup import make_setup  # the saving side may resolve the env
 
     spec = make_setup(config).spec
     _check_arrays(config, spec, state.params, state.obs_stats, "save_policy: state")

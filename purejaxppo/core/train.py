@@ -12,16 +12,10 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from purejaxppo import normalize as norm
-from purejaxppo.advantages import compute_gae, explained_variance
-from purejaxppo.collectives import global_mean, local_rows, maybe_psum, shard_count
-from purejaxppo.config import Config, env_options
-from purejaxppo.envs import env_spec, reset_envs, resolve_env
-from purejaxppo.losses import Batch, StepSettings, behaviour_rows, gaussian_base, normalize
-from purejaxppo.networks import init_params, make_network
-from purejaxppo.rollout import Setup, collect_rollout, rollout_carry
-from purejaxppo.types import EpisodeEnds, EpisodeStats, TrainOutput, TrainState
-from purejaxppo.update import (
+from purejaxppo.config import Config
+from purejaxppo.core import normalize as norm
+from purejaxppo.core.advantages import compute_gae, explained_variance
+from purejaxppo.core.learner import (
     adapt_beta,
     adapt_lr,
     clip_range,
@@ -29,6 +23,13 @@ from purejaxppo.update import (
     scheduled_lr,
     update_epochs,
 )
+from purejaxppo.core.losses import Batch, StepSettings, behaviour_rows, gaussian_base, normalize
+from purejaxppo.core.rollout import collect_rollout, rollout_carry
+from purejaxppo.core.setup import as_key, make_setup
+from purejaxppo.core.types import EpisodeEnds, EpisodeStats, TrainOutput, TrainState
+from purejaxppo.envs import reset_envs
+from purejaxppo.nn.networks import init_params
+from purejaxppo.scale.collectives import global_mean, local_rows, maybe_psum, shard_count
 
 METRIC_NAMES = (
     "episode_return",
@@ -48,20 +49,6 @@ METRIC_NAMES = (
     "early_stopped",
     "env_steps",
 )
-
-
-def make_setup(config: Config) -> Setup:
-    """Resolve the env and build the network for a config (static, no tracing)."""
-    env, env_params = resolve_env(config.env, config.env_params, **env_options(config))
-    spec = env_spec(env, env_params)
-    return Setup(env, env_params, spec, make_network(config, spec))
-
-
-def as_key(key: jax.Array) -> jax.Array:
-    """Accept new-style typed keys and legacy uint32[2] PRNGKeys alike."""
-    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-        return key
-    return jax.random.wrap_key_data(key)
 
 
 def init(config: Config, key: jax.Array, axis_name: str | None = None) -> TrainState:
@@ -185,10 +172,10 @@ def update(
         kl = learned.metrics["approx_kl"]
     kl_beta = state.kl_beta
     if config.objective != "clip":
-        kl_beta = adapt_beta(kl_beta, kl, config.kl_target)
+        kl_beta = adapt_beta(kl_beta, kl, config.desired_kl)
     next_lr = settings.lr
     if config.lr_schedule == "adaptive_kl":
-        next_lr = adapt_lr(settings.lr, kl, config.kl_target, config.lr_min, config.lr_max)
+        next_lr = adapt_lr(settings.lr, kl, config.desired_kl, config.lr_min, config.lr_max)
     update_step = state.update_step + 1
     metrics = {
         **_episode_metrics(ends, axis_name),

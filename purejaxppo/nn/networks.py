@@ -14,8 +14,8 @@ import jax
 import jax.numpy as jnp
 
 from purejaxppo.config import Config
-from purejaxppo.distributions import Categorical, DiagGaussian, Distribution, TanhGaussian
 from purejaxppo.envs import EnvSpec
+from purejaxppo.nn.distributions import Categorical, DiagGaussian, Distribution, TanhGaussian
 
 
 def orthogonal(scale: float = 1.0):

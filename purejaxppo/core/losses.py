@@ -7,8 +7,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from purejaxppo.collectives import global_mean, global_var
 from purejaxppo.config import Config
+from purejaxppo.scale.collectives import global_mean, global_var
 
 
 class Batch(NamedTuple):

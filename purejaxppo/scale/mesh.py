@@ -29,8 +29,9 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from purejaxppo.config import Config
-from purejaxppo.train import as_key, train
-from purejaxppo.types import TrainOutput, TrainState
+from purejaxppo.core.setup import as_key
+from purejaxppo.core.train import train
+from purejaxppo.core.types import TrainOutput, TrainState
 
 # TrainState fields with one row per env (sharded over the data axis); every other
 # field is the same on all data shards.
@@ -53,7 +54,7 @@ def _num_configs(configs: Config) -> int | None:
     return configs.batch_shape[0] if configs.batch_shape else None
 
 
-def _check_axis(mesh: Mesh, axis: str, role: str) -> int:
+def check_axis(mesh: Mesh, axis: str, role: str) -> int:
     if axis not in mesh.axis_names:
         raise ValueError(
             f"{role}={axis!r} is not an axis of the mesh (axes {mesh.axis_names}); build it "
@@ -75,7 +76,7 @@ def _pad_runs(tree: Any, total: int) -> Any:
     return jax.tree.map(pad, tree)
 
 
-def _to_global(tree: Any, mesh: Mesh, spec: P) -> Any:
+def to_global(tree: Any, mesh: Mesh, spec: P) -> Any:
     """Host values (the same in every process) as global arrays laid out by `spec`;
     works in one process and across hosts (device_put cannot target other hosts'
     devices)."""
@@ -88,7 +89,7 @@ def _to_global(tree: Any, mesh: Mesh, spec: P) -> Any:
     return jax.tree.map(put, tree)
 
 
-def _key_data(keys: jax.Array) -> tuple[np.ndarray, Any]:
+def key_data_and_impl(keys: jax.Array) -> tuple[np.ndarray, Any]:
     """Raw key data on the host, and the PRNG implementation to rewrap it with."""
     return np.asarray(jax.random.key_data(keys)), jax.random.key_impl(keys)
 
@@ -155,15 +156,15 @@ def train_many(
         )
     if mesh is None:
         return _vmapped_train(0 if batched is not None else None)(configs, keys)
-    devices = _check_axis(mesh, runs_axis, "runs_axis")
+    devices = check_axis(mesh, runs_axis, "runs_axis")
     total = math.ceil(runs / devices) * devices
     if batched is not None:
         configs = _pad_runs(configs, total)
-    data, impl = _key_data(_pad_runs(keys, total))
+    data, impl = key_data_and_impl(_pad_runs(keys, total))
     run_spec = P(runs_axis)
     config_spec = run_spec if batched is not None else P()
     program = _many_program(mesh, runs_axis, batched is not None, impl)
-    out = program(_to_global(configs, mesh, config_spec), _to_global(data, mesh, run_spec))
+    out = program(to_global(configs, mesh, config_spec), to_global(data, mesh, run_spec))
     return out if total == runs else _trim_program(mesh, runs)(out)
 
 
@@ -216,7 +217,7 @@ def train_sharded(
     """
     if not isinstance(config, Config):
         raise TypeError(f"train_sharded: config must be a purejaxppo.Config, got {config!r}")
-    shards = _check_axis(mesh, data_axis, "data_axis")
+    shards = check_axis(mesh, data_axis, "data_axis")
     data_parallel_check(config, shards)
 
     if runs_axis is None:
@@ -230,7 +231,7 @@ def train_sharded(
             raise ValueError("train_sharded: one key for one run (use runs_axis for a batch)")
         batched = None
     else:
-        runs_devices = _check_axis(mesh, runs_axis, "runs_axis")
+        runs_devices = check_axis(mesh, runs_axis, "runs_axis")
         key = _keys(key, "train_sharded")
         runs = key.shape[0]
         batched = _num_configs(config)
@@ -241,13 +242,13 @@ def train_sharded(
                 f"train_sharded: {runs} runs must be divisible by the {runs_devices} devices "
                 f"of the runs axis {runs_axis!r}"
             )
-    data, impl = _key_data(key)
+    data, impl = key_data_and_impl(key)
     program = _sharded_program(
         jax.tree.structure(config), mesh, data_axis, runs_axis, batched is not None, impl
     )
     config_spec = P(runs_axis) if batched is not None else P()
     key_spec = P(runs_axis) if runs_axis else P()
-    return program(_to_global(config, mesh, config_spec), _to_global(data, mesh, key_spec))
+    return program(to_global(config, mesh, config_spec), to_global(data, mesh, key_spec))
 
 
 @functools.cache

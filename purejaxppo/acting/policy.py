@@ -15,14 +15,14 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from purejaxppo import normalize as norm
 from purejaxppo.config import Config
-from purejaxppo.distributions import env_action, sample_rows
+from purejaxppo.core import normalize as norm
+from purejaxppo.core.rollout import observe
+from purejaxppo.core.setup import as_key, make_setup
+from purejaxppo.core.types import TrainState
 from purejaxppo.envs import EnvSpec, reset_envs, split_step_keys, step_envs
-from purejaxppo.networks import make_network
-from purejaxppo.rollout import observe
-from purejaxppo.train import as_key, make_setup
-from purejaxppo.types import TrainState
+from purejaxppo.nn.distributions import env_action, sample_rows
+from purejaxppo.nn.networks import make_network
 
 
 class EvalResult(NamedTuple):
@@ -32,7 +32,7 @@ class EvalResult(NamedTuple):
     lengths: jax.Array  # [num_episodes] int32
 
 
-def _single(config: Config, what: str) -> None:
+def require_single_config(config: Config, what: str) -> None:
     if config.batch_shape != ():
         raise ValueError(
             f"{what}: config is a batch of {config.batch_shape[0]} configs; pass one "
@@ -99,7 +99,7 @@ def make_policy(
     squashed into the bounds for continuous). Observation normalisation uses
     `state.obs_stats`. `key` is needed unless deterministic (the mode is used then).
     """
-    _single(config, "make_policy")
+    require_single_config(config, "make_policy")
     spec = make_setup(config).spec
     return policy_from_spec(config, spec, state.params, state.obs_stats, deterministic)
 
@@ -117,10 +117,10 @@ def evaluate(
     Jitted; the same key gives the same result. Episodes end at termination or at the
     env's time limit (Config.episode_length or the env's own).
     """
-    _single(config, "evaluate")
+    require_single_config(config, "evaluate")
     if isinstance(num_episodes, bool) or not isinstance(num_episodes, int) or num_episodes <= 0:
         raise ValueError(f"evaluate: num_episodes={num_episodes!r} must be a positive integer")
-    return _evaluate(
+    return evaluate_params(
         config, state.params, state.obs_stats, as_key(key), num_episodes, deterministic
     )
 
@@ -136,7 +136,7 @@ class _EvalCarry(NamedTuple):
 
 
 @functools.partial(jax.jit, static_argnums=(4, 5))
-def _evaluate(
+def evaluate_params(
     config: Config,
     params: Any,
     obs_stats: norm.RunningStats,

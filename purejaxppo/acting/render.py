@@ -22,10 +22,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from purejaxppo.acting.policy import require_single_config
 from purejaxppo.config import Config, env_options
 from purejaxppo.envs import env_spec, resolve_env
 from purejaxppo.envs.brax_adapter import BraxEnv
-from purejaxppo.policy import _single
 
 # Env names gymnax's Visualizer draws (gymnax 1.0.1, visualize/visualizer.py).
 CLASSIC_CONTROL = (
@@ -87,7 +87,7 @@ def render_episode(
     """
     if not isinstance(config, Config):
         raise TypeError(f"render_episode: config must be a purejaxppo.Config, got {type(config)}")
-    _single(config, "render_episode")
+    require_single_config(config, "render_episode")
     if max_steps is not None and (
         isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps <= 0
     ):

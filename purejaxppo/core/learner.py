@@ -10,9 +10,9 @@ import jax.numpy as jnp
 import optax
 from jax.flatten_util import ravel_pytree
 
-from purejaxppo.collectives import maybe_pmean
 from purejaxppo.config import Config
-from purejaxppo.losses import Batch, StepSettings, ppo_loss
+from purejaxppo.core.losses import Batch, StepSettings, ppo_loss
+from purejaxppo.scale.collectives import maybe_pmean
 
 
 def make_optimizer(config: Config) -> optax.GradientTransformation:
@@ -55,18 +55,18 @@ def clip_range(config: Config, update_step: jax.Array) -> jax.Array:
     return config.clip_eps + (config.clip_eps_final - config.clip_eps) * frac
 
 
-def adapt_beta(beta: jax.Array, kl: jax.Array, kl_target) -> jax.Array:
-    """The PPO paper's rule: halve beta if kl < kl_target / 1.5, double it if
-    kl > 1.5 * kl_target, else keep it."""
-    beta = jnp.where(kl < kl_target / 1.5, beta / 2.0, beta)
-    return jnp.where(kl > kl_target * 1.5, beta * 2.0, beta)
+def adapt_beta(beta: jax.Array, kl: jax.Array, desired_kl) -> jax.Array:
+    """The PPO paper's rule: halve beta if kl < desired_kl / 1.5, double it if
+    kl > 1.5 * desired_kl, else keep it."""
+    beta = jnp.where(kl < desired_kl / 1.5, beta / 2.0, beta)
+    return jnp.where(kl > desired_kl * 1.5, beta * 2.0, beta)
 
 
-def adapt_lr(lr: jax.Array, kl: jax.Array, kl_target, lr_min, lr_max) -> jax.Array:
-    """Divide lr by 1.5 if kl > 2 * kl_target, multiply it by 1.5 if kl < kl_target / 2,
+def adapt_lr(lr: jax.Array, kl: jax.Array, desired_kl, lr_min, lr_max) -> jax.Array:
+    """Divide lr by 1.5 if kl > 2 * desired_kl, multiply it by 1.5 if kl < desired_kl / 2,
     and keep it within [lr_min, lr_max]."""
-    lr = jnp.where(kl > 2.0 * kl_target, lr / 1.5, lr)
-    lr = jnp.where(kl < kl_target / 2.0, lr * 1.5, lr)
+    lr = jnp.where(kl > 2.0 * desired_kl, lr / 1.5, lr)
+    lr = jnp.where(kl < desired_kl / 2.0, lr * 1.5, lr)
     return jnp.clip(lr, lr_min, lr_max)
 
 

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 
 import jax
 
-from purejaxppo.normalize import RunningStats
+from purejaxppo.core.normalize import RunningStats
 
 
 class EpisodeStats(NamedTuple):

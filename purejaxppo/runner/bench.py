@@ -17,8 +17,8 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from purejaxppo.config import Config
-from purejaxppo.runner import nanmean
-from purejaxppo.train import train
+from purejaxppo.core.train import train
+from purejaxppo.runner.fit import nanmean
 
 
 def time_compiled(fn, *args) -> tuple[float, float, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from purejaxppo.collectives import global_var
+from purejaxppo.scale.collectives import global_var
 
 
 def compute_gae(

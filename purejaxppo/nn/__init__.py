@@ -1,0 +1,1 @@
+"""Networks, action distributions and initialisers (pure flax/JAX; no host code)."""
