@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 import tyro
-from conftest import SMALL
+from helpers import SMALL
 
 from purejaxppo import Config
 from purejaxppo.cli import (

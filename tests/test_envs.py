@@ -4,7 +4,7 @@ import gymnax
 import jax
 import jax.numpy as jnp
 import numpy as np
-from conftest import assert_trees_equal
+from helpers import assert_trees_equal
 
 from purejaxppo.envs import env_spec, reset_envs, split_step_keys, step_envs
 

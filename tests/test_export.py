@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import SMALL, assert_trees_equal
+from helpers import SMALL, assert_trees_equal
 
 import purejaxppo
 from purejaxppo import Config

@@ -17,7 +17,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-from conftest import assert_trees_equal, to_numpy
+from helpers import assert_trees_equal, to_numpy
 
 import purejaxppo
 from purejaxppo import CheckpointError, Config, NonFiniteError, fit

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import assert_trees_close, assert_trees_equal, to_numpy
+from helpers import assert_trees_close, assert_trees_equal, to_numpy
 
 import purejaxppo
 from purejaxppo import METRIC_NAMES, Config

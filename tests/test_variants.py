@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import SMALL, CallCounter, assert_trees_close
+from helpers import SMALL, CallCounter, assert_trees_close
 from jax.flatten_util import ravel_pytree
 
 import purejaxppo

@@ -20,7 +20,7 @@ if int(nproc) > 1:
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
-from conftest import SMALL  # noqa: E402  (this folder is the script's sys.path[0])
+from helpers import SMALL  # noqa: E402  (this folder is the script's sys.path[0])
 
 from purejaxppo import Config  # noqa: E402
 from purejaxppo.scale.mesh import train_sharded  # noqa: E402

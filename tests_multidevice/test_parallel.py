@@ -7,7 +7,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 import pytest
-from conftest import assert_close, host
+from helpers import assert_close, host
 
 from purejaxppo import Config
 from purejaxppo.core.train import train
