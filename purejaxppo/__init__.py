@@ -49,6 +49,7 @@ _EXPORTS = {
     "FitResult": "purejaxppo.runner.fit",
     "NonFiniteError": "purejaxppo.runner.fit",
     "fit": "purejaxppo.runner.fit",
+    "FitOptions": "purejaxppo.runner.options",
     "CheckpointError": "purejaxppo.io.checkpoints",
     "enable_compile_cache": "purejaxppo.io.cache",
 }
@@ -65,6 +66,7 @@ __all__ = [
     "DiagGaussian",
     "EvalHistory",
     "EvalResult",
+    "FitOptions",
     "FitResult",
     "NonFiniteError",
     "Policy",
@@ -103,6 +105,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from purejaxppo.nn.distributions import Categorical, DiagGaussian, TanhGaussian
     from purejaxppo.nn.networks import ActorCritic
     from purejaxppo.runner.fit import ChunkReport, EvalHistory, FitResult, NonFiniteError, fit
+    from purejaxppo.runner.options import FitOptions
     from purejaxppo.scale import distributed
     from purejaxppo.scale.mesh import train_many, train_sharded
 

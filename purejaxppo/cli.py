@@ -9,19 +9,15 @@ a run that fails (NaN, damaged checkpoint) exits with status 1.
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-import inspect
-import itertools
 import json
 import math
 import os
 import re
 import sys
-import textwrap
 import time
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,6 +27,7 @@ import tyro
 
 from purejaxppo.config import OPTIONAL_TRACED, TRACED_FIELDS, Config
 from purejaxppo.io.cache import enable_compile_cache, quiet_cache_loads
+from purejaxppo.runner.options import FitOptions, attribute_docs, resume_defaults
 
 # Config fields the command line cannot express (a Python object, not a flag).
 _NOT_ON_CLI = ("env_params",)
@@ -42,19 +39,7 @@ FINAL_UPDATES = 10
 
 def config_field_docs() -> dict[str, str]:
     """{field name: attribute docstring} for every `Config` field, read from its source."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(Config)))
-    body = tree.body[0].body
-    docs = {}
-    for stmt, nxt in itertools.pairwise(body):
-        if (
-            isinstance(stmt, ast.AnnAssign)
-            and isinstance(stmt.target, ast.Name)
-            and isinstance(nxt, ast.Expr)
-            and isinstance(nxt.value, ast.Constant)
-            and isinstance(nxt.value.value, str)
-        ):
-            docs[stmt.target.id] = " ".join(inspect.cleandoc(nxt.value.value).split())
-    return docs
+    return attribute_docs(Config)
 
 
 def _int_from_str(args: list[str]) -> int:
@@ -100,12 +85,17 @@ def _cli_type(name: str, hint: Any) -> Any:
     return hint
 
 
+# A flag without a --no- twin (--no-compile-cache).
+_Switch = Annotated[bool, tyro.conf.FlagCreatePairsOff]
+
+
 def _arg(help_text: str, typ: Any, **kwargs) -> Any:
     return Annotated[typ, tyro.conf.arg(help=help_text, **kwargs)]
 
 
-# Runner options of `train`: (name, type, default, help).
-_TRAIN_OPTIONS: list[tuple[str, Any, Any, str]] = [
+# Flags of `train` that are no runner option: where the config starts, the seed, and
+# the multi-host set-up. (name, type, default, help)
+_TRAIN_ONLY: list[tuple[str, Any, Any, str]] = [
     (
         "preset",
         str | None,
@@ -126,78 +116,13 @@ _TRAIN_OPTIONS: list[tuple[str, Any, Any, str]] = [
         "Grid over traced hyperparameters, one compile for all "
         "points: --sweep lr=1e-3,3e-4 ent-coef=0,0.01.",
     ),
-    ("num_seeds", _Int, 1, "Seeds trained side by side (vmapped), for every sweep point."),
     ("seed", _Int, 0, "Random seed in [0, 2**32); K seeds split jax.random.key(seed)."),
-    (
-        "out",
-        Path | None,
-        None,
-        "Run directory for logs, checkpoints, plot and policy "
-        "(default runs/<env>-<time>; the resumed run's directory with --resume).",
-    ),
-    (
-        "resume",
-        Path | None,
-        None,
-        "Continue the run in this directory from its latest "
-        "complete checkpoint (its config and options are the defaults).",
-    ),
-    (
-        "resume_step",
-        _Int | None,
-        None,
-        "With --resume: the checkpoint (update count) to continue from instead of the latest.",
-    ),
-    ("num_chunks", _Int, 10, "About this many compiled chunks (one progress line each)."),
-    (
-        "chunk_updates",
-        _Int | None,
-        None,
-        "Updates per compiled chunk (overrides "
-        "--num-chunks; default: gcd of --checkpoint-every and --eval-every).",
-    ),
-    (
-        "checkpoint_every",
-        _Int | None,
-        None,
-        "Checkpoint every N updates (default: at the first chunk end --checkpoint-seconds "
-        "after the last one; 0: only at the end). There is always one at the end.",
-    ),
-    (
-        "checkpoint_seconds",
-        float,
-        60.0,
-        "Without --checkpoint-every: seconds between checkpoints (at chunk ends).",
-    ),
-    ("keep_checkpoints", _Int, 3, "Keep the last N checkpoints (0: keep all)."),
-    (
-        "eval_every",
-        _Int | None,
-        None,
-        "Evaluate every N updates (and at the end) on "
-        "separate envs, logged as eval/return; 0 or unset: no evaluation.",
-    ),
-    ("eval_episodes", _Int, 10, "Episodes per evaluation, per run."),
-    ("eval_stochastic", bool, False, "Evaluate by sampling actions instead of the mode."),
-    ("tensorboard", bool, False, "Also log to TensorBoard (event files in <out>/tb)."),
-    ("wandb", bool, False, "Also log to Weights & Biases (pip install wandb)."),
-    ("wandb_project", str, "purejaxppo", "W&B project."),
-    ("wandb_mode", str, "online", "W&B mode: online, offline (no network) or disabled."),
-    ("progress", bool, True, "Show a progress bar on stderr when it is a terminal."),
-    (
-        "compile_cache",
-        Path | None,
-        None,
-        "Persistent compilation cache directory (default "
-        "~/.cache/purejaxppo/jax; $JAX_COMPILATION_CACHE_DIR wins).",
-    ),
-    ("no_compile_cache", bool, False, "Do not use the persistent compilation cache."),
     (
         "data_parallel",
         bool,
         False,
-        "One run whose envs span every device of every process (a 'dp' mesh axis); "
-        "num_envs must divide evenly.",
+        "One run whose envs span every device of every process (a mesh axis named "
+        "--data-axis); num_envs must divide evenly.",
     ),
     (
         "coordinator",
@@ -209,6 +134,116 @@ _TRAIN_OPTIONS: list[tuple[str, Any, Any, str]] = [
     ("num_processes", _Int | None, None, "Multi-host: the number of processes."),
     ("process_id", _Int | None, None, "Multi-host: this process's index in [0, N)."),
 ]
+
+# FitOptions fields that are Python objects, not flags (--data-parallel builds the mesh).
+NOT_FLAGS = ("callbacks", "mesh")
+# Runner options whose command-line default differs from FitOptions'.
+_CLI_DEFAULTS = {"verbose": True}
+
+
+@dataclasses.dataclass(frozen=True)
+class FlagForm:
+    """A FitOptions field whose flags differ from the field: `flags(default, doc)`
+    gives the flag specs, `value(args)` the field's value from the parsed flags."""
+
+    flags: Callable[[Any, str], list[tuple[str, Any, Any]]]
+    value: Callable[[Any], Any]
+
+
+def _wandb_flags(default: Any, doc: str) -> list[tuple[str, Any, Any]]:
+    settings = default if isinstance(default, dict) else {}
+    return [
+        ("wandb", _arg("Also log to Weights & Biases (pip install wandb).", bool), bool(default)),
+        ("wandb_project", _arg("W&B project.", str), settings.get("project", "purejaxppo")),
+        (
+            "wandb_mode",
+            _arg("W&B mode: online, offline (no network) or disabled.", str),
+            settings.get("mode", "online"),
+        ),
+    ]
+
+
+def _cache_flags(default: Any, doc: str) -> list[tuple[str, Any, Any]]:
+    path = None if isinstance(default, bool) else Path(default)
+    return [
+        ("compile_cache", _arg(doc, Path | None), path),
+        (
+            "no_compile_cache",
+            _arg("Do not use the persistent compilation cache.", _Switch),
+            False,
+        ),
+    ]
+
+
+def _stochastic_flag(default: Any, doc: str) -> list[tuple[str, Any, Any]]:
+    help_text = "Evaluate by sampling actions instead of the mode."
+    return [("eval_stochastic", _arg(help_text, bool), not default)]
+
+
+def _progress_flag(default: Any, doc: str) -> list[tuple[str, Any, Any]]:
+    help_text = "Show a progress bar on stderr when it is a terminal."
+    return [("progress", _arg(help_text, bool), default is not False)]
+
+
+def _wandb_value(args: Any) -> Any:
+    return {"project": args.wandb_project, "mode": args.wandb_mode} if args.wandb else False
+
+
+_FORMS = {
+    "eval_deterministic": FlagForm(_stochastic_flag, lambda args: not args.eval_stochastic),
+    "progress": FlagForm(_progress_flag, lambda args: None if args.progress else False),
+    "wandb": FlagForm(_wandb_flags, _wandb_value),
+    "compile_cache": FlagForm(
+        _cache_flags, lambda args: False if args.no_compile_cache else (args.compile_cache or True)
+    ),
+}
+
+
+def _option_type(hint: Any) -> Any:
+    """The flag type of a FitOptions field."""
+    if hint is int:
+        return _Int
+    if hint == int | None:
+        return _Int | None
+    if Path in typing.get_args(hint):
+        return Path | None
+    return hint
+
+
+def fit_option_flags(defaults: dict[str, Any] | None = None) -> list[tuple[str, Any, Any]]:
+    """One flag (or a FlagForm's flags) per FitOptions field that can be one, with its
+    docstring as help; defaults from `defaults` (a resumed run's saved options)."""
+    defaults = defaults or {}
+    hints = typing.get_type_hints(FitOptions)
+    docs = attribute_docs(FitOptions)
+    specs: list[tuple[str, Any, Any]] = []
+    for f in dataclasses.fields(FitOptions):
+        if f.name in NOT_FLAGS:
+            continue
+        default = defaults.get(f.name, _CLI_DEFAULTS.get(f.name, f.default))
+        if f.name in _FORMS:
+            specs += _FORMS[f.name].flags(default, docs[f.name])
+        else:
+            specs.append((f.name, _arg(docs[f.name], _option_type(hints[f.name])), default))
+    return specs
+
+
+def fit_options_from_args(args: Any, out: Path | None) -> FitOptions:
+    """The FitOptions a parsed `train` command asks for (validated), the mesh built
+    for --data-parallel."""
+    values = {
+        f.name: _FORMS[f.name].value(args) if f.name in _FORMS else getattr(args, f.name)
+        for f in dataclasses.fields(FitOptions)
+        if f.name not in NOT_FLAGS
+    }
+    options = FitOptions(**{**values, "out": out})
+    if args.data_parallel:
+        options = options.replace(mesh=jax.make_mesh((jax.device_count(),), (args.data_axis,)))
+    return options
+
+
+def _train_only_specs() -> list[tuple[str, Any, Any]]:
+    return [(n, _arg(h, t), d) for n, t, d, h in _TRAIN_ONLY]
 
 
 def _config_field_specs(base: Config) -> list[tuple[str, Any, Any]]:
@@ -243,10 +278,10 @@ def _dataclass(name: str, doc: str, specs: list[tuple[str, Any, Any]]) -> type:
 
 
 def make_train_args(base: Config | None = None, defaults: dict[str, Any] | None = None) -> type:
-    """The `train` flags: runner options plus one flag per Config field (defaults from
+    """The `train` flags: the CLI's own, one per FitOptions field (defaults from
+    `defaults`, a resumed run's options) and one per Config field (defaults from
     `base`, e.g. a preset's values)."""
-    defaults = defaults or {}
-    options = [(n, _arg(h, t), defaults.get(n, d)) for n, t, d, h in _TRAIN_OPTIONS]
+    options = _train_only_specs() + fit_option_flags(defaults)
     return _dataclass(
         "train",
         "Train PPO, printing progress; writes logs, checkpoints, a learning curve and the "
@@ -363,17 +398,7 @@ def _base_config(argv: Sequence[str]) -> tuple[Config, dict[str, Any]]:
             raise ValueError(
                 f"--resume={resume}: its config holds Python objects; resume it from Python"
             )
-        runner = meta["runner"]
-        defaults = {
-            "num_seeds": meta["num_seeds"],
-            "chunk_updates": runner["chunk_updates"],
-            "checkpoint_every": runner["checkpoint_every"],
-            "checkpoint_seconds": runner["checkpoint_seconds"],
-            "keep_checkpoints": runner["keep_checkpoints"] or 0,
-            "eval_every": runner["eval_every"],
-            "eval_episodes": runner["eval_episodes"],
-            "eval_stochastic": not runner["eval_deterministic"],
-        }
+        defaults = resume_defaults(meta)
         return Config.from_dict(meta["config"]), defaults
     path = _peek(argv, "--config")
     if path is not None:
@@ -467,7 +492,9 @@ def build_train_config(args: Any, base: Config) -> Config:
 def _cli_error(message: str) -> str:
     """Config's messages name `Config.field=value`; on the CLI say `--field=value`."""
     message = message.replace(" (or pass a gymnax Environment instance)", "")
-    return re.sub(r"Config\.(\w+)=", lambda m: f"--{m.group(1).replace('_', '-')}=", message)
+    return re.sub(
+        r"(?:Config|FitOptions)\.(\w+)=", lambda m: f"--{m.group(1).replace('_', '-')}=", message
+    )
 
 
 def _fmt(x: float) -> str:
@@ -482,69 +509,55 @@ def _error(e: BaseException, status: int = 2) -> int:
     return status
 
 
-def run_train(args: Any, base: Config) -> int:
-    """Build the Config from parsed flags, train with `fit`, print progress and a summary."""
-    from purejaxppo.io.checkpoints import CheckpointError
-    from purejaxppo.io.checkpoints import checkpoint_dir as ckpt_dir
-    from purejaxppo.runner.fit import NonFiniteError, default_run_dir, fit, run_labels
+def _train_setup(args: Any, base: Config) -> tuple[Config, FitOptions]:
+    """The Config and FitOptions of a parsed `train` command (ValueError if invalid)."""
+    from purejaxppo.runner.layout import default_run_dir
 
-    try:
-        config = build_train_config(args, base)
-        _check_counts(args, ("num_seeds", "num_chunks", "eval_episodes"))
-        if args.keep_checkpoints < 0:
-            raise ValueError(
-                f"--keep-checkpoints={args.keep_checkpoints}: must be >= 0 (0 keeps all)"
-            )
-        if args.wandb_mode not in ("online", "offline", "disabled"):
-            raise ValueError(f"--wandb-mode={args.wandb_mode}: must be online, offline or disabled")
-    except (ValueError, TypeError, ImportError) as e:
-        return _error(e)
+    config = build_train_config(args, base)
+    _check_counts(args, ())
+    if args.wandb_mode not in ("online", "offline", "disabled"):
+        raise ValueError(f"--wandb-mode={args.wandb_mode}: must be online, offline or disabled")
     out = args.out
     if out is None and args.resume is None:
         out = default_run_dir(config)
-    runs = run_labels(config, args.num_seeds)
-    what = f"{len(runs)} runs" if len(runs) > 1 else "1 run"
-    action = f"resuming {args.resume}" if args.resume is not None else "training"
+    return config, fit_options_from_args(args, out)
+
+
+def _announce(config: Config, options: FitOptions, num_runs: int) -> None:
+    from purejaxppo.io.checkpoints import checkpoint_dir
+
+    what = f"{num_runs} runs" if num_runs > 1 else "1 run"
+    action = f"resuming {options.resume}" if options.resume is not None else "training"
+    where = options.out or checkpoint_dir(options.resume).parent
     print(
         f"{action}: {config.env}, {config.num_updates} updates x {config.batch_size} steps = "
         f"{config.num_updates * config.batch_size:,} env steps per run, {what} "
-        f"-> {out or ckpt_dir(args.resume).parent} (compiling first)",
+        f"-> {where} (compiling first)",
         flush=True,
     )
-    cache = False if args.no_compile_cache else (args.compile_cache or True)
-    mesh = None
-    if args.data_parallel:
-        mesh = jax.make_mesh((jax.device_count(),), ("dp",))
+    if options.mesh is not None:
         print(
             f"data-parallel over {jax.device_count()} devices in {jax.process_count()} "
             f"process(es); this is process {jax.process_index()}",
             flush=True,
         )
-    wandb = {"project": args.wandb_project, "mode": args.wandb_mode} if args.wandb else False
+
+
+def run_train(args: Any, base: Config) -> int:
+    """Build the Config from parsed flags, train with `fit`, print progress and a summary."""
+    from purejaxppo.io.checkpoints import CheckpointError
+    from purejaxppo.runner.fit import NonFiniteError, fit, run_labels
+
+    try:
+        config, options = _train_setup(args, base)
+    except (ValueError, TypeError, ImportError) as e:
+        return _error(e)
+    num_seeds = options.num_seeds or 1
+    runs = run_labels(config, num_seeds)
+    _announce(config, options, len(runs))
     start = time.perf_counter()
     try:
-        result = fit(
-            config,
-            args.seed,
-            num_seeds=args.num_seeds,
-            out=out,
-            num_chunks=args.num_chunks,
-            chunk_updates=args.chunk_updates,
-            checkpoint_every=args.checkpoint_every,
-            checkpoint_seconds=args.checkpoint_seconds,
-            keep_checkpoints=args.keep_checkpoints or None,
-            resume=args.resume,
-            resume_step=args.resume_step,
-            eval_every=args.eval_every or None,
-            eval_episodes=args.eval_episodes,
-            eval_deterministic=not args.eval_stochastic,
-            tensorboard=args.tensorboard,
-            wandb=wandb,
-            progress=None if args.progress else False,
-            verbose=True,
-            compile_cache=cache,
-            mesh=mesh,
-        )
+        result = fit(config, args.seed, options)
     except (ValueError, TypeError, ImportError) as e:
         return _error(e)
     except (CheckpointError, NonFiniteError, OSError, RuntimeError) as e:
@@ -553,7 +566,7 @@ def run_train(args: Any, base: Config) -> int:
     if jax.process_index() != 0:
         print(f"process {jax.process_index()} done in {total:.1f} s (process 0 writes the files)")
         return 0
-    _print_summary(config, args.num_seeds, runs, result)
+    _print_summary(config, num_seeds, runs, result)
     print(
         f"total time {total:.1f} s (compile {result.compile_seconds:.1f} s, "
         f"{result.steps_per_second:,.0f} env steps/s after compiling)"
@@ -565,7 +578,7 @@ def run_train(args: Any, base: Config) -> int:
 
 
 def _print_summary(config: Config, num_seeds: int, runs: list[dict], result: Any) -> None:
-    from purejaxppo.runner.fit import nanmean
+    from purejaxppo.runner.layout import nanmean
 
     returns = np.reshape(result.metrics["episode_return"], (len(runs), -1))
     per_run = np.array([nanmean(r[-FINAL_UPDATES:]) for r in returns])
@@ -595,7 +608,7 @@ def _load_for_acting(path: Path, step: int | None, run: int | None, deterministi
     directory or a run's checkpoint."""
     from purejaxppo.acting.export import load_policy
     from purejaxppo.acting.policy import make_policy
-    from purejaxppo.runner.fit import load_run
+    from purejaxppo.runner.resume import load_run
 
     path = Path(path)
     if (path / "policy.json").exists():
@@ -620,7 +633,8 @@ def run_eval(args: EvalArgs) -> int:
     """Evaluate every run of a checkpoint, or a saved policy, and print its returns."""
     from purejaxppo.acting.policy import evaluate_params
     from purejaxppo.io.checkpoints import CheckpointError
-    from purejaxppo.runner.fit import eval_runs_jit, run_labels
+    from purejaxppo.runner.layout import run_labels
+    from purejaxppo.runner.program import eval_runs_jit
 
     try:
         _check_counts(args, ("episodes",))
@@ -770,12 +784,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             description="purejaxppo: end-to-end compiled PPO in JAX.",
             args=argv,
         )
-        if isinstance(args, EvalArgs):
-            with quiet_cache_loads():
-                return run_eval(args)
-        if isinstance(args, RenderArgs):
-            with quiet_cache_loads():
-                return run_render(args)
+        if isinstance(args, EvalArgs | RenderArgs):
+            with quiet_cache_loads():  # both load compiled programs
+                return run_eval(args) if isinstance(args, EvalArgs) else run_render(args)
         if type(args).__name__ == "bench":
             return run_bench(args, base)
         return run_train(args, base)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,9 +16,11 @@ from helpers import SMALL
 
 from purejaxppo import Config
 from purejaxppo.cli import (
+    NOT_FLAGS,
     _base_config,
     build_train_config,
     config_field_docs,
+    fit_options_from_args,
     main,
     make_train_args,
 )
@@ -86,6 +90,50 @@ def test_every_config_field_is_a_documented_flag(capsys):
             continue
         assert f"--{name.replace('_', '-')}" in text, name
         assert " ".join(doc.split()[:3]) in text or name == "env", name
+
+
+def test_every_fit_option_is_a_documented_flag(capsys):
+    from purejaxppo.runner.options import FitOptions, attribute_docs
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    # The fields whose flags take another form, and those flags.
+    forms = {
+        "eval_deterministic": ["--eval-stochastic"],
+        "wandb": ["--wandb", "--wandb-project", "--wandb-mode"],
+        "progress": ["--progress", "--no-progress"],
+        "compile_cache": ["--compile-cache", "--no-compile-cache"],
+    }
+    assert set(NOT_FLAGS) == {"callbacks", "mesh"}  # Python objects
+    for name, doc in attribute_docs(FitOptions).items():
+        if name in NOT_FLAGS:
+            continue
+        for flag in forms.get(name, [f"--{name.replace('_', '-')}"]):
+            assert re.search(rf"{flag}[ ,]", text), flag
+        if name not in forms:
+            assert " ".join(doc.split()[:4]) in text, name
+
+
+def test_runner_flags_become_fit_options():
+    def options(argv):
+        base, defaults = _base_config(argv)
+        args = tyro.cli(make_train_args(base, defaults), args=argv)
+        return fit_options_from_args(args, args.out)
+
+    default = options([])
+    assert default.num_seeds is None and default.verbose and default.progress is None
+    assert default.compile_cache is True and default.wandb is False
+    assert default.eval_deterministic and default.keep_checkpoints == 3
+    argv = ["--eval-stochastic", "--no-progress", "--no-compile-cache", "--wandb"]
+    argv += ["--wandb-mode", "offline", "--keep-checkpoints", "0", "--eval-every", "0"]
+    argv += ["--no-plot", "--out", "x"]
+    changed = options(argv)
+    assert not changed.eval_deterministic and changed.progress is False
+    assert changed.compile_cache is False and changed.keep is None
+    assert changed.wandb == {"project": "purejaxppo", "mode": "offline"}
+    assert changed.eval_every == 0 and not changed.plot
+    assert options(["--compile-cache", "/tmp/c"]).compile_cache == Path("/tmp/c")
 
 
 def test_yaml_config_file_then_flags(tmp_path):
@@ -199,8 +247,23 @@ def test_resume_a_finished_run_is_a_no_op_with_its_own_options(cli_run, capsys):
     assert "--preset cannot change it" in capsys.readouterr().err
 
 
+def test_resume_defaults_are_the_runs_saved_options(cli_run):
+    from purejaxppo.io.checkpoints import Checkpointer
+
+    out, _ = cli_run
+    meta = Checkpointer(out / "checkpoints", create=False).read_meta()[1]
+    base, defaults = _base_config(["--resume", str(out)])
+    args = tyro.cli(make_train_args(base, defaults), args=["--resume", str(out)])
+    resumed = fit_options_from_args(args, None)
+    assert resumed.saved(num_seeds=2) == meta["runner"]
+    assert resumed.num_seeds == 2 and resumed.num_chunks == 2
+    argv = ["--resume", str(out), "--eval-episodes", "5"]
+    flags = tyro.cli(make_train_args(base, defaults), args=argv)
+    assert fit_options_from_args(flags, None).eval_episodes == 5  # a flag still wins
+
+
 def test_sweep_trains_every_grid_point_in_one_compile(monkeypatch, tmp_path, capsys):
-    from purejaxppo.runner import fit as runner
+    from purejaxppo.runner import program as runner
 
     lowered = []
     original = runner._run_chunk_jit

@@ -24,6 +24,7 @@ from purejaxppo import CheckpointError, Config, NonFiniteError, fit
 from purejaxppo.io.checkpoints import Checkpointer
 from purejaxppo.io.loggers import read_csv, read_jsonl
 from purejaxppo.runner.fit import load_run, plan_chunk_updates
+from purejaxppo.runner.options import FitOptions, resume_defaults, saved_option_names
 
 # 4 envs x 16 steps, 8 updates: chunks of 2 updates give 4 checkpoints.
 RUN = dict(num_envs=4, num_steps=16, num_minibatches=2, update_epochs=2, total_timesteps=512)
@@ -252,6 +253,61 @@ def test_chunk_plan_follows_checkpoint_and_eval_intervals():
         plan_chunk_updates(100, chunk_updates=2, checkpoint_every=5)
     with pytest.raises(ValueError, match="eval_every=-1"):
         plan_chunk_updates(100, eval_every=-1)
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (dict(num_seeds=0), "FitOptions.num_seeds=0: must be a positive integer"),
+        (dict(eval_episodes=0), "FitOptions.eval_episodes=0: must be a positive integer"),
+        (dict(keep_checkpoints=-1), "FitOptions.keep_checkpoints=-1: must be an integer >= 0"),
+        (dict(num_chunks=2.5), "FitOptions.num_chunks=2.5: must be a positive integer"),
+        (dict(checkpoint_seconds=-1), "FitOptions.checkpoint_seconds=-1: must be a number >= 0"),
+        (dict(chunk_updates=2, eval_every=3), "eval_every=3: must be a multiple of chunk_updates"),
+        (dict(tensorboard=True), "needs a run directory"),
+        (dict(eval_deterministic="yes"), "FitOptions.eval_deterministic='yes': must be a bool"),
+        (dict(callbacks=print), "FitOptions.callbacks=<built-in function print>: must be a"),
+        (dict(callbacks=[1]), r"FitOptions.callbacks=\(1,\): must be a sequence of callables"),
+        (dict(wandb="offline"), "FitOptions.wandb='offline': must be a bool or a dict"),
+    ],
+)
+def test_fit_options_are_checked_before_anything_compiles(run_config, options, expected):
+    with pytest.raises(ValueError, match=expected):
+        FitOptions(**options)
+    with pytest.raises(ValueError, match=expected):
+        fit(run_config, 0, **options)  # no compile: this would take seconds, not raise
+
+
+def test_fit_takes_options_and_keyword_overrides(run_config):
+    with pytest.raises(TypeError, match=r"unknown option\(s\) num_seed; the options are"):
+        fit(run_config, 0, num_seed=2)
+    with pytest.raises(TypeError, match="must be a FitOptions"):
+        fit(run_config, 0, {"num_seeds": 2})
+    options = FitOptions(num_seeds=2, eval_every=4)
+    assert FitOptions.build(options, eval_every=None, verbose=True) == FitOptions(
+        num_seeds=2, verbose=True
+    )
+    assert FitOptions.build(None, out="x").out == "x"
+    # Every option has a docstring (the CLI's help text and the docs come from them).
+    from purejaxppo.runner.options import attribute_docs
+
+    assert set(attribute_docs(FitOptions)) == {f for f in FitOptions.__dataclass_fields__}
+
+
+def test_checkpoints_save_the_fit_options_and_resume_from_them(two_seed_run):
+    meta = Checkpointer(two_seed_run.run_dir / "checkpoints", create=False).read_meta()[1]
+    runner = meta["runner"]
+    assert set(runner) == set(saved_option_names()) | {"num_seeds"}
+    assert json.loads(json.dumps(runner)) == runner  # plain data
+    given = FitOptions(
+        num_seeds=2, chunk_updates=2, checkpoint_every=2, eval_every=4, eval_episodes=3,
+        tensorboard=True, out="run",
+    )  # fmt: skip
+    assert runner == given.saved(num_seeds=2)
+    # The saved options are the defaults of a resumed run: they round-trip.
+    defaults = resume_defaults(meta)
+    assert FitOptions(**defaults, resume="run").saved(num_seeds=2) == runner
+    assert {k: getattr(given, k) for k in defaults} == defaults
 
 
 _KILLED_RUN = textwrap.dedent(

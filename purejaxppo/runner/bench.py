@@ -18,7 +18,7 @@ from jax.sharding import PartitionSpec as P
 
 from purejaxppo.config import Config
 from purejaxppo.core.train import train
-from purejaxppo.runner.fit import nanmean
+from purejaxppo.runner.layout import nanmean
 
 
 def time_compiled(fn, *args) -> tuple[float, float, Any]:
