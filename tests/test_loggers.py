@@ -1,5 +1,6 @@
-"""RunLogger files (CSV, JSONL, means, eval, resume), TensorBoard and W&B outputs, and the
-learning-curve plot, on fake numpy metrics (no JAX)."""
+"""RunLogger (purejaxppo.io.loggers) and its tables and labels: CSV, JSONL, means, eval,
+resume, torn lines, the TensorBoard layout, errors; on fake numpy metrics (no JAX). The
+SB3 tags, fps/wall_time and W&B are in test_writers.py."""
 
 from __future__ import annotations
 
@@ -9,15 +10,22 @@ import json
 import math
 import re
 import signal
-import struct
 import subprocess
 import sys
-import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+from log_helpers import (  # scalars: test_runner imports it from here
+    assert_rows_equal,
+    assert_same,
+    fake_metrics,
+    quiet_nanmean,
+    read_events,
+    scalars,
+    sweep_runs,
+)
 
 from purejaxppo.io.loggers import (
     EVAL_COLUMNS,
@@ -28,56 +36,8 @@ from purejaxppo.io.loggers import (
     read_jsonl,
     run_names,
 )
-from purejaxppo.io.plots import plot_learning_curves, smooth
 
 TABLES = ("metrics", "metrics_mean", "eval", "eval_mean")
-
-
-def sweep_runs(num_configs: int = 3, num_seeds: int = 2) -> list[dict]:
-    lrs = [3e-4, 1e-3, 3e-3, 1e-2][:num_configs]
-    return [
-        {"run": c * num_seeds + s, "config": c, "seed": s, "lr": lrs[c]}
-        for c in range(num_configs)
-        for s in range(num_seeds)
-    ]
-
-
-def fake_metrics(rng: np.random.Generator, num_runs: int, num: int, first: int) -> dict:
-    """[R, K] metrics like train's: float32 with NaN returns, ints, bools, env_steps."""
-    ret = rng.normal(100, 30, (num_runs, num)).astype(np.float32)
-    ret[rng.random(ret.shape) < 0.3] = np.nan
-    updates = np.arange(first, first + num)
-    return {
-        "episode_return": ret,
-        "policy_loss": rng.normal(size=(num_runs, num)).astype(np.float32),
-        "lr": np.full((num_runs, num), 3e-4, np.float32),
-        "updates_done": rng.integers(0, 8, (num_runs, num)).astype(np.int32),
-        "early_stopped": rng.random((num_runs, num)) < 0.5,
-        "env_steps": np.broadcast_to(updates * 64, (num_runs, num)).astype(np.int32),
-    }
-
-
-def assert_same(got, want) -> None:
-    """Equal as float32 values (files hold the shortest decimal of each float32)."""
-    np.testing.assert_array_equal(
-        np.asarray(got, dtype=np.float64).astype(np.float32), np.asarray(want, np.float32)
-    )
-
-
-def assert_rows_equal(got: list[dict], want: list[dict]) -> None:
-    """Same rows, same columns in the same order, equal values (NaN equal to NaN)."""
-    assert len(got) == len(want)
-    for a, b in zip(got, want, strict=True):
-        assert list(a) == list(b)
-        for key in a:
-            same_nan = isinstance(a[key], float) and math.isnan(a[key]) and math.isnan(b[key])
-            assert same_nan or a[key] == b[key], (key, a, b)
-
-
-def quiet_nanmean(x: np.ndarray, axis: int) -> np.ndarray:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmean(np.asarray(x, np.float64), axis=axis)
 
 
 # -- CSV / JSONL -----------------------------------------------------------------------
@@ -299,13 +259,9 @@ def test_resume_with_other_columns_is_an_error(tmp_path):
 
 def test_complete_lines_survive_sigkill(tmp_path):
     """A process killed right after log_updates leaves whole lines in every file."""
-    spec = importlib.util.find_spec("purejaxppo.loggers")
     script = f"""
-import importlib.util, os, signal, sys, numpy as np
-spec = importlib.util.spec_from_file_location("loggers", {spec.origin!r})
-loggers = importlib.util.module_from_spec(spec)
-sys.modules["loggers"] = loggers  # dataclasses look their module up
-spec.loader.exec_module(loggers)
+import os, signal, numpy as np
+from purejaxppo.io import loggers
 log = loggers.RunLogger({str(tmp_path)!r}, [{{"seed": 0}}, {{"seed": 1}}])
 log.log_updates(1, 10, {{"episode_return": np.arange(6.0).reshape(2, 3)}})
 log.log_eval(3, 30, np.ones((2, 4)), np.ones((2, 4)))
@@ -323,39 +279,6 @@ os.kill(os.getpid(), signal.SIGKILL)
 # -- TensorBoard -----------------------------------------------------------------------
 
 
-def read_events(logdir: Path) -> list:
-    """Every Event in the logdir's event files (TFRecord framing and CRCs checked)."""
-    event_pb2 = pytest.importorskip("tensorboardX.proto.event_pb2")
-    from tensorboardX.crc32c import crc32c
-
-    def masked(data: bytes) -> int:
-        crc = crc32c(data)
-        return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-    events = []
-    for path in sorted(logdir.glob("events.out.tfevents.*")):
-        data, pos = path.read_bytes(), 0
-        while pos < len(data):
-            header = data[pos : pos + 8]
-            (length,) = struct.unpack("<Q", header)
-            assert struct.unpack("<I", data[pos + 8 : pos + 12])[0] == masked(header)
-            body = data[pos + 12 : pos + 12 + length]
-            assert struct.unpack("<I", data[pos + 12 + length : pos + 16 + length])[0] == masked(
-                body
-            )
-            events.append(event_pb2.Event.FromString(body))
-            pos += 16 + length
-    return events
-
-
-def scalars(logdir: Path) -> dict[str, list[tuple[int, float]]]:
-    out: dict[str, list[tuple[int, float]]] = {}
-    for event in read_events(logdir):
-        for value in event.summary.value:
-            out.setdefault(value.tag, []).append((event.step, value.simple_value))
-    return out
-
-
 def test_tensorboard_one_run(tmp_path):
     pytest.importorskip("tensorboardX")
     rng = np.random.default_rng(7)
@@ -366,19 +289,23 @@ def test_tensorboard_one_run(tmp_path):
         log.log_eval(6, 384, np.array([[1.0, 3.0]]), np.array([[5, 7]]))
     tags = scalars(tmp_path / "tb")
     assert set(tags) == {
-        "episode_return",
-        "policy_loss",
-        "lr",
-        "updates_done",
-        "early_stopped",
-        *EVAL_COLUMNS,
+        "rollout/ep_rew_mean",
+        "train/policy_gradient_loss",
+        "train/learning_rate",
+        "train/updates_done",
+        "train/early_stopped",
+        "eval/mean_reward",
+        "eval/std_reward",
+        "eval/min_reward",
+        "eval/max_reward",
+        "eval/mean_ep_length",
     }
     ret = metrics["episode_return"][0]
     finite = ~np.isnan(ret)
-    assert [s for s, _ in tags["episode_return"]] == list((np.arange(1, 7) * 64)[finite])
-    assert_same([v for _, v in tags["episode_return"]], ret[finite])
-    assert_same([v for _, v in tags["policy_loss"]], metrics["policy_loss"][0])
-    assert tags["eval/return"] == [(384, 2.0)] and tags["eval/length"] == [(384, 6.0)]
+    assert [s for s, _ in tags["rollout/ep_rew_mean"]] == list((np.arange(1, 7) * 64)[finite])
+    assert_same([v for _, v in tags["rollout/ep_rew_mean"]], ret[finite])
+    assert_same([v for _, v in tags["train/policy_gradient_loss"]], metrics["policy_loss"][0])
+    assert tags["eval/mean_reward"] == [(384, 2.0)] and tags["eval/mean_ep_length"] == [(384, 6.0)]
 
 
 def test_tensorboard_sweep_layout_and_resume_purge(tmp_path):
@@ -399,9 +326,10 @@ def test_tensorboard_sweep_layout_and_resume_purge(tmp_path):
         "c1_s1",
         "c2_s0",
     ]
-    assert_same([v for _, v in scalars(tb / "c1_s0")["policy_loss"]], metrics["policy_loss"][2])
+    loss = "train/policy_gradient_loss"
+    assert_same([v for _, v in scalars(tb / "c1_s0")[loss]], metrics["policy_loss"][2])
     mean = quiet_nanmean(metrics["policy_loss"][2:4], axis=0)
-    np.testing.assert_allclose([v for _, v in scalars(tb / "c1_mean")["policy_loss"]], mean, 1e-6)
+    np.testing.assert_allclose([v for _, v in scalars(tb / "c1_mean")[loss]], mean, 1e-6)
 
     with RunLogger(tmp_path, runs, tensorboard=True, resume_from_update=2) as log:
         log.log_updates(3, 64, fake_metrics(rng, 5, 1, first=3))
@@ -417,55 +345,6 @@ def test_missing_optional_packages_name_the_install(tmp_path, monkeypatch):
         RunLogger(tmp_path / "a", [{"seed": 0}], wandb=True)
     with pytest.raises(ImportError, match="pip install tensorboardX"):
         RunLogger(tmp_path / "b", [{"seed": 0}], tensorboard=True)
-
-
-# -- Weights & Biases ------------------------------------------------------------------
-
-
-def test_wandb_offline_run_under_run_dir(tmp_path, monkeypatch):
-    pytest.importorskip("wandb")
-    for key, value in {
-        "WANDB_MODE": "offline",
-        "WANDB_SILENT": "true",
-        "WANDB_CONSOLE": "off",
-        "WANDB_DISABLE_GIT": "true",
-        "WANDB_DISABLE_CODE": "true",
-        "WANDB_CONFIG_DIR": str(tmp_path / "wandb_config"),
-        "WANDB_CACHE_DIR": str(tmp_path / "wandb_cache"),
-        "WANDB_DATA_DIR": str(tmp_path / "wandb_data"),
-    }.items():
-        monkeypatch.setenv(key, value)
-    run_dir = tmp_path / "run"
-    rng = np.random.default_rng(9)
-    start = time.perf_counter()
-    with RunLogger(
-        run_dir, sweep_runs(2, 2), wandb={"project": "pjp-test"}, config={"lr": 1}
-    ) as log:
-        log.log_updates(1, 64, fake_metrics(rng, 4, 3, first=1))
-        log.log_eval(3, 192, rng.normal(size=(4, 2)), np.ones((4, 2)))
-    seconds = time.perf_counter() - start
-    run_id = (run_dir / "wandb_run_id").read_text().strip()
-    (run_file,) = run_dir.glob(f"wandb/offline-run-*-{run_id}/run-{run_id}.wandb")
-    # wandb 0.31's run.finish() returns before its wandb-core service has written the
-    # transaction log (it is complete at the latest when the process exits): poll.
-    deadline = time.perf_counter() + 10
-    while b"runs/eval/return/c0_s1" not in (data := run_file.read_bytes()):
-        assert time.perf_counter() < deadline, f"{run_file} incomplete after 10 s"
-        time.sleep(0.02)
-    # Group means per config, per-run returns under runs/, env_steps as the x-axis.
-    for key in ("episode_return/c0", "policy_loss/c1", "runs/episode_return/c1_s0"):
-        assert key.encode() in data, key
-    assert b"eval/return/c1" in data and b"runs/eval/return/c0_s1" in data
-    assert b"runs/policy_loss" not in data
-    assert b"env_steps" in data and b"pjp-test" in data
-    assert (run_dir / "metrics.csv").exists()
-    assert seconds < 15, f"wandb offline took {seconds:.1f} s"
-
-    # Resuming continues the stored run id (offline: a new directory with the same id).
-    with RunLogger(run_dir, sweep_runs(2, 2), wandb=True, resume_from_update=2) as log:
-        log.log_updates(3, 64, fake_metrics(rng, 4, 1, first=3))
-    assert len(list(run_dir.glob(f"wandb/offline-run-*-{run_id}"))) >= 1
-    assert (run_dir / "wandb_run_id").read_text().strip() == run_id
 
 
 # -- helpers and errors ----------------------------------------------------------------
@@ -518,75 +397,10 @@ def test_readers_skip_a_cut_last_line(tmp_path):
     assert row["update"] == 1 and math.isnan(row["x"]) and row["name"] == "a"
 
 
-# -- plots -----------------------------------------------------------------------------
-
-
-def test_smooth_is_a_nan_aware_trailing_mean():
-    x = np.array([[1.0, np.nan, 3.0, 5.0, np.nan, np.nan, np.nan]])
-    np.testing.assert_allclose(smooth(x, 2), [[1.0, 1.0, 3.0, 4.0, 5.0, np.nan, np.nan]])
-    np.testing.assert_array_equal(smooth(x, 1), x)
-
-
-def check_png(path: Path) -> None:
-    image_module = pytest.importorskip("PIL.Image")
-    assert path.stat().st_size > 0
-    with image_module.open(path) as image:
-        assert image.format == "PNG" and image.size[0] > 100 and image.size[1] > 100
-        image.load()
-
-
-def test_plot_one_run(tmp_path):
-    pytest.importorskip("matplotlib")
-    steps = np.arange(1, 101) * 64
-    returns = np.linspace(0, 200, 100)
-    returns[::3] = np.nan
-    out = plot_learning_curves(tmp_path / "sub" / "curve.png", steps, returns, [{"seed": 0}])
-    assert out == tmp_path / "sub" / "curve.png"
-    check_png(out)
-
-
-def test_plot_groups_with_nans_and_eval_points(tmp_path):
-    pytest.importorskip("matplotlib")
-    rng = np.random.default_rng(10)
-    runs = sweep_runs(3, 4)
-    steps = np.arange(1, 51) * 1024
-    returns = rng.normal(size=(12, 50)).cumsum(axis=1)
-    returns[rng.random(returns.shape) < 0.4] = np.nan
-    returns[0:4, :10] = np.nan  # config 0: no episode ended yet
-    returns[5] = np.nan  # one run never finished an episode
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        for spread in ("std", "minmax", "none"):
-            out = plot_learning_curves(
-                tmp_path / f"sweep_{spread}.png",
-                steps,
-                returns,
-                runs,
-                eval_points=(steps[9::10], rng.normal(size=(12, 5))),
-                title="sweep",
-                spread=spread,
-                smoothing=3,
-            )
-            check_png(out)
-        per_group = plot_learning_curves(
-            tmp_path / "g.png", steps, returns, runs, eval_points=(steps[::25], np.ones((3, 2)))
-        )
-        check_png(per_group)
-    with pytest.raises(ValueError, match="len\\(runs\\)=2"):
-        plot_learning_curves(tmp_path / "x.png", steps, returns, runs[:2])
-    with pytest.raises(ValueError, match="spread='iqr'"):
-        plot_learning_curves(tmp_path / "x.png", steps, returns, runs, spread="iqr")
-
-
-def test_plot_without_matplotlib_names_the_package(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
-    with pytest.raises(ImportError, match="pip install matplotlib"):
-        plot_learning_curves(tmp_path / "x.png", np.arange(3), np.zeros(3), [{"seed": 0}])
-
-
 def test_module_imports_no_jax():
-    """loggers.py and plots.py import neither JAX nor matplotlib at module level."""
-    for name in ("loggers", "plots"):
-        source = Path(importlib.util.find_spec(f"purejaxppo.{name}").origin).read_text()
+    """The logging modules and plots.py import neither JAX nor matplotlib (nor the
+    optional tensorboardX and wandb) at module level."""
+    for name in ("loggers", "labels", "tables", "writers", "plots"):
+        source = Path(importlib.util.find_spec(f"purejaxppo.io.{name}").origin).read_text()
         top = [line for line in source.splitlines() if line.startswith(("import ", "from "))]
-        assert not any(re.search(r"\b(jax|matplotlib)\b", line) for line in top), top
+        assert not any(re.search(r"\b(jax|matplotlib|tensorboardX|wandb)\b", line) for line in top)

@@ -108,14 +108,15 @@ def test_evaluation_inside_the_runner_is_logged(two_seed_run):
 
 
 def test_tensorboard_event_file_is_readable(two_seed_run):
-    from test_loggers import scalars  # reads event files with tensorboardX's protobufs
+    from log_helpers import scalars  # reads event files with tensorboardX's protobufs
 
+    # SB3's tag names (purejaxppo.io.writers.TAGS), env steps on the x axis.
     tags = scalars(two_seed_run.run_dir / "tb" / "c0_s1")
-    assert [step for step, _ in tags["value_loss"]] == [u * 64 for u in range(1, 9)]
+    assert [step for step, _ in tags["train/value_loss"]] == [u * 64 for u in range(1, 9)]
     np.testing.assert_allclose(
-        [v for _, v in tags["value_loss"]], two_seed_run.metrics["value_loss"][1], rtol=1e-6
+        [v for _, v in tags["train/value_loss"]], two_seed_run.metrics["value_loss"][1], rtol=1e-6
     )
-    assert [step for step, _ in tags["eval/return"]] == [4 * 64, 8 * 64]
+    assert [step for step, _ in tags["eval/mean_reward"]] == [4 * 64, 8 * 64]
 
 
 def test_checkpoints_keep_the_last_three_and_restore_exactly(two_seed_run):

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from purejaxppo.io.loggers import group_legend_labels, group_runs, nanmean
+from purejaxppo.io.labels import group_legend_labels, group_runs
+from purejaxppo.io.tables import nanmean
 
 SPREADS = ("std", "minmax", "none")
 
