@@ -96,27 +96,7 @@ def plot_learning_curves(
     Returns the path written (parent directories are created).
     """
     where = "plot_learning_curves"
-    steps = np.asarray(env_steps, dtype=np.float64)
-    if steps.ndim != 1 or steps.size == 0:
-        raise ValueError(f"{where}: env_steps has shape {steps.shape}: must be [U] with U >= 1")
-    values = np.asarray(returns, dtype=np.float64)
-    if values.ndim == 1:
-        values = values[None]
-    if values.ndim != 2 or values.shape[1] != steps.size:
-        raise ValueError(
-            f"{where}: returns has shape {np.shape(returns)}: must be [R, U] with "
-            f"U = len(env_steps) = {steps.size}"
-        )
-    if len(runs) != values.shape[0]:
-        raise ValueError(
-            f"{where}: len(runs)={len(runs)} but returns has R={values.shape[0]} runs: "
-            "they must match"
-        )
-    if spread not in SPREADS:
-        raise ValueError(f"{where}: spread={spread!r}: must be one of {SPREADS}")
-    window = max(1, steps.size // 50) if smoothing is None else smoothing
-    if isinstance(window, bool) or not isinstance(window, int | np.integer) or window < 1:
-        raise ValueError(f"{where}: smoothing={smoothing!r}: must be a positive integer")
+    steps, values, window = _check_curves(env_steps, returns, runs, spread, smoothing, where)
 
     groups = group_runs(runs, group_key)
     labels = group_legend_labels(groups, group_key) if len(groups) > 1 else [None]
@@ -138,16 +118,7 @@ def plot_learning_curves(
         if eval_steps is not None:
             ax.plot(eval_steps, eval_means[j], ls="none", marker="o", ms=4, color=colors[j])
 
-    counts = sorted({len(g.runs) for g in groups})
-    note = []
-    if counts != [1]:
-        note.append(f"mean over {'/'.join(map(str, counts))} runs per curve")
-    if spread != "none" and counts[-1] > 1:
-        note.append("shaded: ±1 std" if spread == "std" else "shaded: min–max")
-    if window > 1:
-        note.append(f"trailing mean over {window} updates")
-    if eval_steps is not None:
-        note.append("markers: evaluation")
+    note = _notes(groups, spread, window, eval_steps is not None)
     if note:
         ax.set_title("; ".join(note), fontsize=8, loc="left", color="0.35")
     if title:
@@ -163,6 +134,54 @@ def plot_learning_curves(
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, format="png")
     return out
+
+
+def _check_curves(
+    env_steps: np.ndarray,
+    returns: np.ndarray,
+    runs: Sequence[Mapping[str, Any]],
+    spread: str,
+    smoothing: int | None,
+    where: str,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """The validated env steps [U], returns [R, U] (float64) and smoothing window."""
+    steps = np.asarray(env_steps, dtype=np.float64)
+    if steps.ndim != 1 or steps.size == 0:
+        raise ValueError(f"{where}: env_steps has shape {steps.shape}: must be [U] with U >= 1")
+    values = np.asarray(returns, dtype=np.float64)
+    if values.ndim == 1:
+        values = values[None]
+    if values.ndim != 2 or values.shape[1] != steps.size:
+        raise ValueError(
+            f"{where}: returns has shape {np.shape(returns)}: must be [R, U] with "
+            f"U = len(env_steps) = {steps.size}"
+        )
+    if len(runs) != values.shape[0]:
+        raise ValueError(
+            f"{where}: len(runs)={len(runs)} but returns has R={values.shape[0]} runs: "
+            "they must match"
+        )
+    if spread not in SPREADS:
+        raise ValueError(f"{where}: spread={spread!r}: must be one of {SPREADS}")
+    window = max(1, steps.size // 50) if smoothing is None else smoothing
+    if isinstance(window, bool) or not isinstance(window, int | np.integer) or window < 1:
+        raise ValueError(f"{where}: smoothing={smoothing!r}: must be a positive integer")
+    return steps, values, window
+
+
+def _notes(groups: list, spread: str, window: int, has_eval: bool) -> list[str]:
+    """The figure's small print: what each curve and band is."""
+    counts = sorted({len(g.runs) for g in groups})
+    note: list[str] = []
+    if counts != [1]:
+        note.append(f"mean over {'/'.join(map(str, counts))} runs per curve")
+    if spread != "none" and counts[-1] > 1:
+        note.append("shaded: ±1 std" if spread == "std" else "shaded: min–max")
+    if window > 1:
+        note.append(f"trailing mean over {window} updates")
+    if has_eval:
+        note.append("markers: evaluation")
+    return note
 
 
 def _eval_means(
