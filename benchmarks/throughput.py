@@ -84,9 +84,11 @@ def bench_breakdown(config: purejaxppo.Config) -> dict:
 
     settings = StepSettings(jnp.float32(1e-4), jnp.float32(config.clip_eps), jnp.float32(1.0))
 
+    learner = update_mod.make_learner(setup.network, config, state.params)
+
     def learn_only(s):
         def body(po, k):
-            r = update_mod.update_epochs(setup.network, config, settings, batch, po[0], po[1], k)
+            r = update_mod.update_epochs(learner, settings, batch, po[0], po[1], k)
             return (r.params, r.opt_state), r.metrics["policy_loss"]
 
         return jax.lax.scan(body, (s.params, s.opt_state), jax.random.split(s.key, n))[1]

@@ -1,4 +1,5 @@
-"""Categorical and diagonal Gaussian against closed-form numbers."""
+"""Categorical, diagonal Gaussian and tanh-squashed Gaussian against closed-form numbers
+and against an independent oracle (scipy.stats, scipy.integrate)."""
 
 from __future__ import annotations
 
@@ -219,3 +220,117 @@ def test_tanh_gaussian_squash_maps_into_bounds_and_kl_is_the_gaussians():
     other = _tanh_dist([[0.5, 1.0]], [0.3, -0.2], -3.0, 1.0)
     gauss = DiagGaussian(dist.mean, dist.log_std).kl(DiagGaussian(other.mean, other.log_std))
     np.testing.assert_allclose(dist.kl(other), gauss, rtol=1e-6)
+
+
+# ---- against an independent oracle (scipy.stats, scipy.integrate) ------------------------
+
+
+def test_categorical_against_scipy():
+    from scipy import special
+    from scipy import stats as st
+
+    logits = np.asarray(jax.random.normal(jax.random.key(20), (6, 5)), np.float64) * 2.0
+    other = np.asarray(jax.random.normal(jax.random.key(21), (6, 5)), np.float64)
+    actions = np.array([0, 4, 2, 1, 3, 4])
+    p, q = special.softmax(logits, axis=-1), special.softmax(other, axis=-1)
+    dist = Categorical(jnp.asarray(logits, jnp.float32))
+    one_hot = np.eye(5)[actions]
+    np.testing.assert_allclose(
+        dist.log_prob(jnp.asarray(actions)),
+        [st.multinomial(1, p[i]).logpmf(one_hot[i]) for i in range(6)],
+        rtol=1e-5,
+    )
+    np.testing.assert_allclose(dist.entropy(), st.entropy(p, axis=-1), rtol=1e-5)
+    # scipy.stats.entropy(p, q) is KL(p || q).
+    np.testing.assert_allclose(
+        dist.kl(Categorical(jnp.asarray(other, jnp.float32))),
+        st.entropy(p, q, axis=-1),
+        rtol=1e-4,
+        atol=1e-7,
+    )
+
+
+def test_diag_gaussian_against_scipy():
+    from scipy import stats as st
+
+    rng = np.random.default_rng(22)
+    mean, log_std = rng.normal(size=(4, 3)), rng.normal(scale=0.5, size=3)
+    mean2, log_std2 = rng.normal(size=(4, 3)), rng.normal(scale=0.5, size=3)
+    x = rng.normal(size=(4, 3)) * 2.0
+    std, std2 = np.exp(log_std), np.exp(log_std2)
+    dist = DiagGaussian(jnp.asarray(mean, jnp.float32), jnp.asarray(log_std, jnp.float32))
+    other = DiagGaussian(jnp.asarray(mean2, jnp.float32), jnp.asarray(log_std2, jnp.float32))
+    mvn = [st.multivariate_normal(mean[i], np.diag(std**2)) for i in range(4)]
+    np.testing.assert_allclose(
+        dist.log_prob(jnp.asarray(x, jnp.float32)),
+        [mvn[i].logpdf(x[i]) for i in range(4)],
+        rtol=1e-5,
+    )
+    np.testing.assert_allclose(
+        dist.log_prob(jnp.asarray(x, jnp.float32)), st.norm(mean, std).logpdf(x).sum(-1), rtol=1e-5
+    )
+    np.testing.assert_allclose(dist.entropy(), [m.entropy() for m in mvn], rtol=1e-5)
+    # KL(N1 || N2) for full covariances: (tr(S2^-1 S1) + d' S2^-1 d - k + log|S2|/|S1|) / 2.
+    s1, s2 = np.diag(std**2), np.diag(std2**2)
+    inv2 = np.linalg.inv(s2)
+    expected = []
+    for i in range(4):
+        d = mean2[i] - mean[i]
+        logdet = np.linalg.slogdet(s2)[1] - np.linalg.slogdet(s1)[1]
+        expected.append(0.5 * (np.trace(inv2 @ s1) + d @ inv2 @ d - 3 + logdet))
+    np.testing.assert_allclose(dist.kl(other), expected, rtol=1e-5)
+
+
+def test_gaussian_kl_against_numerical_integration():
+    from scipy import integrate
+    from scipy import stats as st
+
+    p, q = st.norm(0.4, 0.7), st.norm(-0.5, 1.3)
+    kl, _ = integrate.quad(lambda x: p.pdf(x) * (p.logpdf(x) - q.logpdf(x)), -12, 12)
+    ours = DiagGaussian(jnp.array([0.4]), jnp.log(jnp.array([0.7]))).kl(
+        DiagGaussian(jnp.array([-0.5]), jnp.log(jnp.array([1.3])))
+    )
+    np.testing.assert_allclose(float(ours), kl, rtol=1e-5)
+
+
+def _log_sech2(u):
+    """log(1 - tanh(u)^2) in float64, stable for large |u|."""
+    a = np.abs(u)
+    return 2.0 * (math.log(2.0) - a - np.log1p(np.exp(-2.0 * a)))
+
+
+@pytest.mark.parametrize(("low", "high"), [(-1.0, 1.0), (0.0, 3.0)])
+def test_tanh_gaussian_log_prob_by_change_of_variables(low, high):
+    from scipy import stats as st
+
+    # y = low + (tanh(u) + 1) * half, so p_Y(y) = p_U(u) / |dy/du| with
+    # dy/du = half * (1 - tanh(u)^2), per dimension.
+    rng = np.random.default_rng(23)
+    mean, log_std = rng.normal(size=(5, 2)), rng.normal(scale=0.4, size=2)
+    u = mean + np.exp(log_std) * rng.normal(size=(5, 2)) * 1.5
+    half = 0.5 * (high - low)
+    expected = (st.norm(mean, np.exp(log_std)).logpdf(u) - math.log(half) - _log_sech2(u)).sum(-1)
+    dist = _tanh_dist(mean, log_std, low, high)
+    np.testing.assert_allclose(dist.log_prob(jnp.asarray(u, jnp.float32)), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("mean", "std", "atol"),
+    [(0.0, 0.3, 1e-5), (1.2, 0.7, 1e-5), (-0.4, 1.0, 1e-4), (0.5, 2.0, 5e-3)],
+)
+def test_tanh_gaussian_entropy_against_quadrature(mean, std, atol):
+    """H(y) = H(u) + E[log |dy/du|], the expectation by adaptive quadrature (scipy's
+    quad); the Gauss-Hermite rule's documented error grows with std (~3e-3 at std 2)."""
+    from scipy import integrate
+    from scipy import stats as st
+
+    low, high = -2.0, 2.0
+    u = st.norm(mean, std)
+    log_det, _ = integrate.quad(
+        lambda x: u.pdf(x) * (math.log(0.5 * (high - low)) + _log_sech2(x)),
+        mean - 12 * std,
+        mean + 12 * std,
+    )
+    expected = u.entropy() + log_det
+    ours = float(_tanh_dist([[mean]], [math.log(std)], low, high).entropy()[0])
+    np.testing.assert_allclose(ours, expected, atol=atol)

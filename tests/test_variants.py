@@ -1,5 +1,6 @@
-"""PPO variants: adaptive KL penalty, KL early stopping, adaptive-KL learning rate,
-clip-range schedule and advantage-normalisation modes."""
+"""PPO variants in whole runs (core/train.py): adaptive KL penalty, adaptive-KL
+learning rate, clip-range schedule, exact-KL metric and advantage-normalisation modes.
+The rules by hand are in test_schedules.py, KL early stopping in test_learner.py."""
 
 from __future__ import annotations
 
@@ -9,45 +10,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import SMALL, CallCounter, assert_trees_close
+from helpers import SMALL, CallCounter
 from jax.flatten_util import ravel_pytree
 
 import purejaxppo
 from purejaxppo import Config
-from purejaxppo.core.learner import (
-    LearnerState,
-    adapt_beta,
-    adapt_lr,
-    make_optimizer,
-    minibatch_update,
-    random_permutation,
-    update_epochs,
-)
-from purejaxppo.core.losses import StepSettings
 from purejaxppo.core.rollout import collect_rollout, rollout_carry
+from purejaxppo.core.schedules import adapt_beta, adapt_lr
 
 T = importlib.import_module("purejaxppo.core.train")
-
-
-# ---- the rules, as functions --------------------------------------------------------
-
-
-def test_beta_halves_and_doubles_by_the_papers_rule():
-    beta, target = jnp.float32(0.8), 0.01
-    # kl < target / 1.5 = 0.00667 -> halve; kl > 1.5 * target = 0.015 -> double; else keep.
-    np.testing.assert_allclose(adapt_beta(beta, 0.006, target), 0.4)
-    np.testing.assert_allclose(adapt_beta(beta, 0.016, target), 1.6)
-    np.testing.assert_allclose(adapt_beta(beta, 0.01, target), 0.8)
-    np.testing.assert_allclose(adapt_beta(beta, 0.0067, target), 0.8)  # just inside
-
-
-def test_adaptive_lr_moves_the_right_way_and_stays_in_bounds():
-    lr, target = jnp.float32(1e-3), 0.01
-    np.testing.assert_allclose(adapt_lr(lr, 0.03, target, 1e-5, 1e-2), 1e-3 / 1.5, rtol=1e-6)
-    np.testing.assert_allclose(adapt_lr(lr, 0.004, target, 1e-5, 1e-2), 1.5e-3, rtol=1e-6)
-    np.testing.assert_allclose(adapt_lr(lr, 0.01, target, 1e-5, 1e-2), 1e-3, rtol=1e-6)
-    np.testing.assert_allclose(adapt_lr(lr, 0.004, target, 1e-5, 1.2e-3), 1.2e-3, rtol=1e-6)
-    np.testing.assert_allclose(adapt_lr(lr, 0.03, target, 9e-4, 1e-2), 9e-4, rtol=1e-6)
 
 
 # ---- in a run -------------------------------------------------------------------------
@@ -112,69 +83,6 @@ def test_kl_metric_is_the_exact_kl_of_the_update():
     expected = float(jnp.mean(before.kl(after)))
     assert expected > 0
     np.testing.assert_allclose(float(metrics["kl"]), expected, rtol=1e-4)
-
-
-@pytest.fixture(scope="module")
-def early_stop_runs():
-    tiny = Config(**SMALL, target_kl=1e-9)
-    off = Config(**SMALL)
-    run = jax.jit(purejaxppo.train)
-    return run(tiny, jax.random.key(0)), run(off, jax.random.key(0))
-
-
-def test_early_stopping_takes_fewer_steps_and_none_takes_all(early_stop_runs):
-    tiny, off = (jax.tree.map(np.asarray, o.metrics) for o in early_stop_runs)
-    full = SMALL["update_epochs"] * SMALL["num_minibatches"]
-    np.testing.assert_array_equal(off["updates_done"], full)
-    assert not off["early_stopped"].any()
-    # The first minibatch of an update sees KL = 0 (the behaviour policy itself), so its
-    # step is taken; the next one exceeds 1.5e-9 and stops the update.
-    np.testing.assert_array_equal(tiny["updates_done"], 1)
-    assert tiny["early_stopped"].all()
-
-
-def test_an_early_stopped_update_equals_the_steps_before_the_stop():
-    """Built by hand: the first minibatch step of the first epoch, from the same batch,
-    permutation and optimizer state, equals the whole early-stopped update."""
-    config = Config(**SMALL, target_kl=1e-9)
-    state = purejaxppo.init(config, jax.random.key(0))
-    setup = T.make_setup(config)
-    n = config.batch_size
-    obs = jax.random.normal(jax.random.key(1), (n, 4))
-    action = jax.random.bernoulli(jax.random.key(2), 0.5, (n,)).astype(jnp.int32)
-    # The behaviour policy is the initial policy itself, so the first minibatch's KL is
-    # exactly 0 and its step is taken; the next one's KL exceeds 1.5e-9 and stops.
-    behaviour = setup.network.apply(state.params, obs, method="policy")
-    batch = purejaxppo.losses.Batch(
-        obs=obs,
-        action=action,
-        log_prob=behaviour.log_prob(action),
-        value=jnp.zeros(n),
-        advantages=jax.random.normal(jax.random.key(3), (n,)),
-        returns=jax.random.normal(jax.random.key(4), (n,)),
-    )
-    settings = StepSettings(jnp.float32(1e-3), jnp.float32(0.2), jnp.float32(1.0))
-    key = jax.random.key(5)
-    stopped = jax.jit(
-        lambda p, o: update_epochs(setup.network, config, settings, batch, p, o, key)
-    )(state.params, state.opt_state)
-    assert int(stopped.steps_done) == 1 and bool(stopped.stopped)
-
-    flat, unravel = ravel_pytree(state.params)
-    perm = random_permutation(jax.random.split(key, config.update_epochs)[0], n)
-    no_stop = config.replace(target_kl=None)
-    learner = LearnerState(flat, state.opt_state, jnp.zeros((), bool), jnp.zeros((), jnp.int32))
-    for i in range(int(stopped.steps_done)):
-        idx = perm[i * config.minibatch_size : (i + 1) * config.minibatch_size]
-        mb = jax.tree.map(lambda x, idx=idx: x[idx], batch)
-        learner, _ = minibatch_update(
-            setup.network, unravel, make_optimizer(no_stop), no_stop, settings, learner, mb
-        )
-    # Float tolerance: the hand-made step runs op by op, the update as one fused program.
-    # One more or one fewer Adam step at lr 1e-3 moves parameters by ~1e-3.
-    assert_trees_close(stopped.params, unravel(learner.flat_params), rtol=1e-4, atol=1e-7)
-    assert_trees_close(stopped.opt_state, learner.opt_state, rtol=1e-4, atol=1e-9)
-    assert not np.array_equal(ravel_pytree(stopped.params)[0], flat)  # a step was taken
 
 
 @pytest.mark.parametrize("mode", ["batch", "off"])

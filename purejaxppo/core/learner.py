@@ -1,8 +1,13 @@
-"""The learning step: epochs of shuffled minibatch gradient steps, as scans."""
+"""The learning step: epochs of shuffled minibatch gradient steps, as scans.
+
+`Learner` bundles what every step is built from (network, unravel, optimizer, config,
+axis name); `update_epochs(learner, settings, batch, params, opt_state, key)` runs
+the epochs, each `epoch_update` a scan of `minibatch_update`s."""
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -34,42 +39,6 @@ def init_opt_state(config: Config, params: Any) -> Any:
     return make_optimizer(config).init(ravel_pytree(params)[0])
 
 
-def scheduled_lr(config: Config, update_step: jax.Array, current_lr: jax.Array) -> jax.Array:
-    """The learning rate for update number `update_step` (0-based): constant, linearly
-    annealed (lr * (1 - step / num_updates)), or the adaptive value carried in the
-    state (`current_lr`)."""
-    if config.lr_schedule == "constant":
-        return jnp.asarray(config.lr, jnp.float32)
-    if config.lr_schedule == "adaptive_kl":
-        return current_lr
-    frac = 1.0 - update_step.astype(jnp.float32) / config.num_updates
-    return config.lr * frac
-
-
-def clip_range(config: Config, update_step: jax.Array) -> jax.Array:
-    """The clip range for update `update_step`: constant, or linear from clip_eps at the
-    first update to clip_eps_final at the last."""
-    if config.clip_schedule == "constant":
-        return jnp.asarray(config.clip_eps, jnp.float32)
-    frac = jnp.minimum(update_step.astype(jnp.float32) / max(config.num_updates - 1, 1), 1.0)
-    return config.clip_eps + (config.clip_eps_final - config.clip_eps) * frac
-
-
-def adapt_beta(beta: jax.Array, kl: jax.Array, desired_kl) -> jax.Array:
-    """The PPO paper's rule: halve beta if kl < desired_kl / 1.5, double it if
-    kl > 1.5 * desired_kl, else keep it."""
-    beta = jnp.where(kl < desired_kl / 1.5, beta / 2.0, beta)
-    return jnp.where(kl > desired_kl * 1.5, beta * 2.0, beta)
-
-
-def adapt_lr(lr: jax.Array, kl: jax.Array, desired_kl, lr_min, lr_max) -> jax.Array:
-    """Divide lr by 1.5 if kl > 2 * desired_kl, multiply it by 1.5 if kl < desired_kl / 2,
-    and keep it within [lr_min, lr_max]."""
-    lr = jnp.where(kl > 2.0 * desired_kl, lr / 1.5, lr)
-    lr = jnp.where(kl < desired_kl / 2.0, lr * 1.5, lr)
-    return jnp.clip(lr, lr_min, lr_max)
-
-
 class LearnerState(NamedTuple):
     """Parameters as one flat float32 vector plus the optimizer state over it, and the
     early-stopping bookkeeping of the update in progress.
@@ -85,52 +54,83 @@ class LearnerState(NamedTuple):
     steps_done: jax.Array  # int32: minibatch gradient steps taken in this update
 
 
-def _skipped(fn, learner: LearnerState):
-    """What `fn(learner)` gives when early stopping skips it: the learner unchanged and
+class Learner(NamedTuple):
+    """What every minibatch and epoch step of a run is built from (static; bound by
+    closures, never traced as a whole): the network, the map from the flat parameter
+    vector back to its pytree, the optimizer, the config and the data-parallel axis
+    (None on one device). Build it with `make_learner`."""
+
+    network: Any
+    unravel: Callable[[jax.Array], Any]
+    optimizer: optax.GradientTransformation
+    config: Config
+    axis_name: str | None = None
+
+
+def make_learner(
+    network: Any, config: Config, params: Any, axis_name: str | None = None
+) -> Learner:
+    """The Learner for `network`'s `params` (only their structure is used)."""
+    return Learner(network, ravel_pytree(params)[1], make_optimizer(config), config, axis_name)
+
+
+def skipped(fn: Callable, state: LearnerState) -> tuple[LearnerState, Any]:
+    """What `fn(state)` gives when early stopping skips it: the state unchanged and
     zeros shaped like fn's outputs (zero weight, so they drop out of the metric means)."""
-    outputs = jax.eval_shape(fn, learner)[1]
-    return learner, jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), outputs)
+    outputs = jax.eval_shape(fn, state)[1]
+    return state, jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), outputs)
+
+
+def gradient_step(
+    learner: Learner, settings: StepSettings, state: LearnerState, minibatch: Batch
+) -> tuple[LearnerState, dict[str, jax.Array]]:
+    """One optimizer step on `minibatch`, its loss metrics with `weight` 1.
+    Data-parallel: gradients and metrics are averaged over the shards first."""
+
+    def loss_fn(flat_params):
+        params = learner.unravel(flat_params)
+        return ppo_loss(
+            params, learner.network, learner.config, minibatch, settings, learner.axis_name
+        )
+
+    grads, metrics = jax.grad(loss_fn, has_aux=True)(state.flat_params)
+    grads, metrics = maybe_pmean((grads, metrics), learner.axis_name)
+    updates, opt_state = learner.optimizer.update(grads, state.opt_state, state.flat_params)
+    stepped = LearnerState(
+        state.flat_params - settings.lr * updates,
+        opt_state,
+        state.stopped,
+        state.steps_done + 1,
+    )
+    return stepped, {**metrics, "weight": jnp.ones((), jnp.float32)}
+
+
+def hold_if_kl_exceeded(
+    target_kl: jax.Array, state: LearnerState, stepped: LearnerState, approx_kl: jax.Array
+) -> LearnerState:
+    """SB3's rule: the step whose KL (measured before it) exceeds 1.5 * target_kl is not
+    taken, and the update stops there."""
+    exceeded = approx_kl > 1.5 * target_kl
+    held = state._replace(stopped=jnp.ones((), bool))
+    return jax.tree.map(lambda h, s: jnp.where(exceeded, h, s), held, stepped)
 
 
 def minibatch_update(
-    network: Any,
-    unravel: Any,
-    optimizer: optax.GradientTransformation,
-    config: Config,
-    settings: StepSettings,
-    learner: LearnerState,
-    minibatch: Batch,
-    axis_name: str | None = None,
+    learner: Learner, settings: StepSettings, state: LearnerState, minibatch: Batch
 ) -> tuple[LearnerState, dict[str, jax.Array]]:
     """One gradient step. Metrics carry a `weight`: 1 where the loss was evaluated, 0
-    where early stopping skipped the minibatch. Data-parallel (`axis_name`): gradients
-    and metrics are averaged over the shards, so every shard takes the same step."""
+    where early stopping skipped the minibatch. Data-parallel (`learner.axis_name`):
+    gradients and metrics are averaged over the shards, so every shard takes the same
+    step."""
+    target_kl = learner.config.target_kl
+    if target_kl is None:
+        return gradient_step(learner, settings, state, minibatch)
 
-    def step(learner: LearnerState):
-        def loss_fn(flat_params):
-            return ppo_loss(unravel(flat_params), network, config, minibatch, settings, axis_name)
+    def step(state: LearnerState):
+        stepped, metrics = gradient_step(learner, settings, state, minibatch)
+        return hold_if_kl_exceeded(target_kl, state, stepped, metrics["approx_kl"]), metrics
 
-        grads, metrics = jax.grad(loss_fn, has_aux=True)(learner.flat_params)
-        grads, metrics = maybe_pmean((grads, metrics), axis_name)
-        updates, opt_state = optimizer.update(grads, learner.opt_state, learner.flat_params)
-        stepped = LearnerState(
-            learner.flat_params - settings.lr * updates,
-            opt_state,
-            learner.stopped,
-            learner.steps_done + 1,
-        )
-        metrics = {**metrics, "weight": jnp.ones((), jnp.float32)}
-        if config.target_kl is None:
-            return stepped, metrics
-        # SB3's rule: the step whose KL (measured before it) is too large is not taken.
-        exceeded = metrics["approx_kl"] > 1.5 * config.target_kl
-        held = learner._replace(stopped=jnp.ones((), bool))
-        return jax.tree.map(lambda h, s: jnp.where(exceeded, h, s), held, stepped), metrics
-
-    if config.target_kl is None:
-        return step(learner)
-
-    return jax.lax.cond(learner.stopped, functools.partial(_skipped, step), step, learner)
+    return jax.lax.cond(state.stopped, functools.partial(skipped, step), step, state)
 
 
 def random_permutation(key: jax.Array, n: int) -> jax.Array:
@@ -151,42 +151,36 @@ def random_permutation(key: jax.Array, n: int) -> jax.Array:
     return (jnp.sort(packed) & ((1 << index_bits) - 1)).astype(jnp.int32)
 
 
+def shuffled_minibatches(key: jax.Array, batch: Batch, num_minibatches: int) -> Batch:
+    """`batch` (leading axis N) in a random order, reshaped to
+    [num_minibatches, N // num_minibatches, ...]."""
+    rows = batch.obs.shape[0]
+    perm = random_permutation(key, rows)
+    return jax.tree.map(
+        lambda x: jnp.take(x, perm, axis=0).reshape(
+            (num_minibatches, rows // num_minibatches, *x.shape[1:])
+        ),
+        batch,
+    )
+
+
 def epoch_update(
-    network: Any,
-    unravel: Any,
-    optimizer: optax.GradientTransformation,
-    config: Config,
-    settings: StepSettings,
-    batch: Batch,
-    learner: LearnerState,
-    key: jax.Array,
-    axis_name: str | None = None,
+    learner: Learner, settings: StepSettings, batch: Batch, state: LearnerState, key: jax.Array
 ) -> tuple[LearnerState, dict[str, jax.Array]]:
     """One pass over `batch` (leading axis N, this shard's rows) in a fresh random
     order."""
-    rows = batch.obs.shape[0]
 
-    def run_epoch(learner: LearnerState):
-        perm = random_permutation(key, rows)
-        minibatches = jax.tree.map(
-            lambda x: jnp.take(x, perm, axis=0).reshape(
-                (config.num_minibatches, rows // config.num_minibatches, *x.shape[1:])
-            ),
-            batch,
-        )
+    def run_epoch(state: LearnerState):
+        minibatches = shuffled_minibatches(key, batch, learner.config.num_minibatches)
         return jax.lax.scan(
-            lambda s, mb: minibatch_update(
-                network, unravel, optimizer, config, settings, s, mb, axis_name
-            ),
-            learner,
-            minibatches,
+            lambda s, mb: minibatch_update(learner, settings, s, mb), state, minibatches
         )
 
-    if config.target_kl is None:
-        return run_epoch(learner)
+    if learner.config.target_kl is None:
+        return run_epoch(state)
 
     # An update that has stopped early skips whole epochs, shuffle included.
-    return jax.lax.cond(learner.stopped, functools.partial(_skipped, run_epoch), run_epoch, learner)
+    return jax.lax.cond(state.stopped, functools.partial(skipped, run_epoch), run_epoch, state)
 
 
 class EpochsResult(NamedTuple):
@@ -197,39 +191,38 @@ class EpochsResult(NamedTuple):
     stopped: jax.Array  # bool: KL early stopping ended the update
 
 
+def evaluated_means(config: Config, metrics: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    """Means of the per-step `metrics` ([update_epochs, num_minibatches] each, with a
+    `weight`) over the steps that were evaluated; `weight` itself is dropped."""
+    metrics = dict(metrics)
+    weight = metrics.pop("weight")
+    if config.target_kl is None:  # every step was evaluated
+        return jax.tree.map(jnp.mean, metrics)
+    total = jnp.maximum(weight.sum(), 1.0)
+    return jax.tree.map(lambda m: jnp.sum(m * weight) / total, metrics)
+
+
 def update_epochs(
-    network: Any,
-    config: Config,
+    learner: Learner,
     settings: StepSettings,
     batch: Batch,
     params: Any,
     opt_state: Any,
     key: jax.Array,
-    axis_name: str | None = None,
 ) -> EpochsResult:
     """update_epochs epochs over `batch`, stopping early when config.target_kl says so.
-    Data-parallel (`axis_name`): each shard shuffles its own rows with `key`."""
-    optimizer = make_optimizer(config)
-    flat_params, unravel = ravel_pytree(params)
-    keys = jax.random.split(key, config.update_epochs)
-    start = LearnerState(flat_params, opt_state, jnp.zeros((), bool), jnp.zeros((), jnp.int32))
-    learner, metrics = jax.lax.scan(
-        lambda s, k: epoch_update(
-            network, unravel, optimizer, config, settings, batch, s, k, axis_name
-        ),
-        start,
-        keys,
+    Data-parallel (`learner.axis_name`): each shard shuffles its own rows with `key`."""
+    keys = jax.random.split(key, learner.config.update_epochs)
+    start = LearnerState(
+        ravel_pytree(params)[0], opt_state, jnp.zeros((), bool), jnp.zeros((), jnp.int32)
     )
-    weight = metrics.pop("weight")
-    if config.target_kl is None:
-        means = jax.tree.map(jnp.mean, metrics)
-    else:
-        total = jnp.maximum(weight.sum(), 1.0)
-        means = jax.tree.map(lambda m: jnp.sum(m * weight) / total, metrics)
+    state, metrics = jax.lax.scan(
+        lambda s, k: epoch_update(learner, settings, batch, s, k), start, keys
+    )
     return EpochsResult(
-        unravel(learner.flat_params),
-        learner.opt_state,
-        means,
-        learner.steps_done,
-        learner.stopped,
+        learner.unravel(state.flat_params),
+        state.opt_state,
+        evaluated_means(learner.config, metrics),
+        state.steps_done,
+        state.stopped,
     )

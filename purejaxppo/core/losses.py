@@ -80,6 +80,40 @@ def behaviour_rows(dist: Any) -> Any:
     return dist
 
 
+def clip_objective(
+    ratio: jax.Array, adv: jax.Array, dist: Any, batch: Batch, settings: StepSettings
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """objective="clip": the clipped surrogate alone (no extra metrics)."""
+    return clipped_surrogate(ratio, adv, settings.clip_eps), {}
+
+
+def kl_penalty_objective(
+    ratio: jax.Array, adv: jax.Array, dist: Any, batch: Batch, settings: StepSettings
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """objective="kl_penalty": -mean(ratio * A) + beta * mean(KL(old || new)), with the
+    exact KL against the behaviour policy in `batch.old_dist`."""
+    kl = batch.old_dist.kl(gaussian_base(dist))
+    pg = kl_penalized_surrogate(ratio, adv, kl, settings.beta)
+    return pg, {"kl_penalty": jnp.mean(kl)}
+
+
+def clip_kl_penalty_objective(
+    ratio: jax.Array, adv: jax.Array, dist: Any, batch: Batch, settings: StepSettings
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """objective="clip+kl_penalty": the clipped surrogate + beta * mean(KL(old || new))."""
+    kl = batch.old_dist.kl(gaussian_base(dist))
+    pg = clipped_surrogate(ratio, adv, settings.clip_eps) + settings.beta * jnp.mean(kl)
+    return pg, {"kl_penalty": jnp.mean(kl)}
+
+
+# config.objective -> (ratio, advantages, new dist, batch, settings) -> (policy loss, metrics)
+OBJECTIVE_LOSSES = {
+    "clip": clip_objective,
+    "kl_penalty": kl_penalty_objective,
+    "clip+kl_penalty": clip_kl_penalty_objective,
+}
+
+
 def ppo_loss(
     params: Any,
     network: Any,
@@ -90,8 +124,8 @@ def ppo_loss(
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Total loss = policy + vf_coef * value - ent_coef * entropy, and its parts.
 
-    The policy term follows config.objective; with a KL penalty, `batch.old_dist` holds
-    the behaviour policy and the exact KL(old || new) is used.
+    The policy term follows config.objective (see OBJECTIVE_LOSSES); with a KL penalty,
+    `batch.old_dist` holds the behaviour policy and the exact KL(old || new) is used.
     """
     dist, value = network.apply(params, batch.obs)
     log_prob = dist.log_prob(batch.action)
@@ -101,16 +135,7 @@ def ppo_loss(
     if config.advantage_norm == "minibatch":  # over the global minibatch when data-parallel
         adv = normalize(adv, axis_name=axis_name)
 
-    metrics = {}
-    if config.objective == "clip":
-        pg = clipped_surrogate(ratio, adv, settings.clip_eps)
-    else:
-        kl = batch.old_dist.kl(gaussian_base(dist))
-        if config.objective == "kl_penalty":
-            pg = kl_penalized_surrogate(ratio, adv, kl, settings.beta)
-        else:
-            pg = clipped_surrogate(ratio, adv, settings.clip_eps) + settings.beta * jnp.mean(kl)
-        metrics["kl_penalty"] = jnp.mean(kl)
+    pg, objective_metrics = OBJECTIVE_LOSSES[config.objective](ratio, adv, dist, batch, settings)
     vf = value_loss(value, batch.value, batch.returns, config.vf_clip_eps, config.clip_value_loss)
     entropy = jnp.mean(dist.entropy())
     loss = pg + config.vf_coef * vf - config.ent_coef * entropy
@@ -121,6 +146,6 @@ def ppo_loss(
         # Low-variance estimator of KL(old || new) (Schulman's k3).
         "approx_kl": jnp.mean((ratio - 1.0) - log_ratio),
         "clip_frac": jnp.mean((jnp.abs(ratio - 1.0) > settings.clip_eps).astype(jnp.float32)),
-        **metrics,
+        **objective_metrics,
     }
     return loss, metrics

@@ -9,25 +9,22 @@
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 import jax
 import jax.numpy as jnp
 
 from purejaxppo.config import Config
 from purejaxppo.core import normalize as norm
 from purejaxppo.core.advantages import compute_gae, explained_variance
-from purejaxppo.core.learner import (
-    adapt_beta,
-    adapt_lr,
-    clip_range,
-    init_opt_state,
-    scheduled_lr,
-    update_epochs,
-)
+from purejaxppo.core.learner import EpochsResult, init_opt_state, make_learner, update_epochs
 from purejaxppo.core.losses import Batch, StepSettings, behaviour_rows, gaussian_base, normalize
 from purejaxppo.core.rollout import collect_rollout, rollout_carry
+from purejaxppo.core.schedules import clip_range, next_beta, next_lr, scheduled_lr
 from purejaxppo.core.setup import as_key, make_setup
-from purejaxppo.core.types import EpisodeEnds, EpisodeStats, TrainOutput, TrainState
+from purejaxppo.core.types import EpisodeEnds, EpisodeStats, TrainOutput, TrainState, Transition
 from purejaxppo.envs import reset_envs
+from purejaxppo.nn.distributions import Distribution
 from purejaxppo.nn.networks import init_params
 from purejaxppo.scale.collectives import global_mean, local_rows, maybe_psum, shard_count
 
@@ -108,22 +105,25 @@ def needs_exact_kl(config: Config) -> bool:
     return config.objective != "clip" or config.lr_schedule == "adaptive_kl"
 
 
-def update(
-    config: Config, state: TrainState, axis_name: str | None = None
-) -> tuple[TrainState, dict[str, jax.Array]]:
-    """One PPO iteration: rollout, GAE, update epochs. Metrics are scalars.
+class UpdateKeys(NamedTuple):
+    """The keys one update uses, each once."""
 
-    Data-parallel (`axis_name`): each shard collects, computes GAE and shuffles its own
-    envs' data; gradients, advantage/normaliser statistics and metrics are global, so
-    the parameters stay identical on every shard."""
-    setup = make_setup(config)
-    next_key, rollout_key, shuffle_key = jax.random.split(state.key, 3)
+    next: jax.Array  # the train state's key for the following update
+    rollout: jax.Array
+    shuffle: jax.Array  # minibatch order (this shard's own when data-parallel)
+
+
+def update_keys(key: jax.Array, axis_name: str | None = None) -> UpdateKeys:
+    """Split the state's key for one update."""
+    next_key, rollout_key, shuffle_key = jax.random.split(key, 3)
     if shard_count(axis_name) > 1:  # each shard its own shuffle; one shard is plain train
         shuffle_key = jax.random.fold_in(shuffle_key, jax.lax.axis_index(axis_name))
+    return UpdateKeys(next_key, rollout_key, shuffle_key)
 
-    carry, traj, ends = collect_rollout(
-        setup, config, state.params, rollout_carry(state), rollout_key, axis_name
-    )
+
+def training_batch(config: Config, traj: Transition, axis_name: str | None = None) -> Batch:
+    """GAE over the rollout `traj` ([T, B] leading axes), flattened to [T * B] rows,
+    with the advantages normalised over the whole batch when advantage_norm="batch"."""
     advantages, returns = compute_gae(
         traj.reward,
         traj.value,
@@ -143,40 +143,59 @@ def update(
     )
     if config.advantage_norm == "batch":
         batch = batch._replace(advantages=normalize(batch.advantages, axis_name=axis_name))
-    exact_kl = needs_exact_kl(config)
-    if exact_kl:
-        # The behaviour policy is the policy of the parameters the rollout acted with.
-        old_dist = behaviour_rows(setup.network.apply(state.params, batch.obs, method="policy"))
-        if config.objective != "clip":  # the loss reads it per minibatch
-            batch = batch._replace(old_dist=old_dist)
-    settings = StepSettings(
+    return batch
+
+
+def with_behaviour_policy(
+    config: Config, network: Any, params: Any, batch: Batch
+) -> tuple[Batch, Distribution | None]:
+    """The behaviour policy per row when the update needs the exact KL (else None), and
+    `batch` carrying it when the loss reads it per minibatch (KL-penalty objectives)."""
+    if not needs_exact_kl(config):
+        return batch, None
+    # The behaviour policy is the policy of the parameters the rollout acted with.
+    old_dist = behaviour_rows(network.apply(params, batch.obs, method="policy"))
+    if config.objective != "clip":
+        batch = batch._replace(old_dist=old_dist)
+    return batch, old_dist
+
+
+def step_settings(config: Config, state: TrainState) -> StepSettings:
+    """This update's learning rate, clip range and KL-penalty coefficient."""
+    return StepSettings(
         lr=scheduled_lr(config, state.update_step, state.lr),
         clip_eps=clip_range(config, state.update_step),
         beta=state.kl_beta,
     )
-    learned = update_epochs(
-        setup.network,
-        config,
-        settings,
-        batch,
-        state.params,
-        state.opt_state,
-        shuffle_key,
-        axis_name,
-    )
-    if exact_kl:
-        # d in the PPO paper: the mean KL(old || new) of the whole update.
-        new = setup.network.apply(learned.params, batch.obs, method="policy")
-        kl = global_mean(old_dist.kl(gaussian_base(new)), axis_name)
-    else:
-        kl = learned.metrics["approx_kl"]
-    kl_beta = state.kl_beta
-    if config.objective != "clip":
-        kl_beta = adapt_beta(kl_beta, kl, config.desired_kl)
-    next_lr = settings.lr
-    if config.lr_schedule == "adaptive_kl":
-        next_lr = adapt_lr(settings.lr, kl, config.desired_kl, config.lr_min, config.lr_max)
-    update_step = state.update_step + 1
+
+
+def update_kl(
+    network: Any,
+    old_dist: Distribution | None,
+    learned: EpochsResult,
+    obs: jax.Array,
+    axis_name: str | None = None,
+) -> jax.Array:
+    """d in the PPO paper: the mean KL(old || new) of the whole update over `obs`, exact
+    when `old_dist` is given, else the mean k3 estimate of the minibatch steps."""
+    if old_dist is None:
+        return learned.metrics["approx_kl"]
+    new = network.apply(learned.params, obs, method="policy")
+    return global_mean(old_dist.kl(gaussian_base(new)), axis_name)
+
+
+def update_metrics(
+    config: Config,
+    ends: EpisodeEnds,
+    batch: Batch,
+    learned: EpochsResult,
+    settings: StepSettings,
+    kl: jax.Array,
+    update_step: jax.Array,
+    axis_name: str | None = None,
+) -> dict[str, jax.Array]:
+    """The scalar metrics of one update (`update_step`: updates done, this one included),
+    in METRIC_NAMES order."""
     metrics = {
         **_episode_metrics(ends, axis_name),
         **learned.metrics,
@@ -189,21 +208,46 @@ def update(
         "early_stopped": learned.stopped,
         "env_steps": update_step * config.batch_size,
     }
+    return {name: metrics[name] for name in METRIC_NAMES}
+
+
+def update(
+    config: Config, state: TrainState, axis_name: str | None = None
+) -> tuple[TrainState, dict[str, jax.Array]]:
+    """One PPO iteration: rollout, GAE, update epochs, schedules. Metrics are scalars.
+
+    Data-parallel (`axis_name`): each shard collects, computes GAE and shuffles its own
+    envs' data; gradients, advantage/normaliser statistics and metrics are global, so
+    the parameters stay identical on every shard."""
+    setup = make_setup(config)
+    keys = update_keys(state.key, axis_name)
+    carry, traj, ends = collect_rollout(
+        setup, config, state.params, rollout_carry(state), keys.rollout, axis_name
+    )
+    batch = training_batch(config, traj, axis_name)
+    batch, old_dist = with_behaviour_policy(config, setup.network, state.params, batch)
+    settings = step_settings(config, state)
+    learner = make_learner(setup.network, config, state.params, axis_name)
+    learned = update_epochs(learner, settings, batch, state.params, state.opt_state, keys.shuffle)
+    kl = update_kl(setup.network, old_dist, learned, batch.obs, axis_name)
     new_state = TrainState(
         params=learned.params,
         opt_state=learned.opt_state,
         env_state=carry.env_state,
         obs=carry.obs,
         episode=carry.episode,
-        key=next_key,
-        update_step=update_step,
+        key=keys.next,
+        update_step=state.update_step + 1,
         obs_stats=carry.obs_stats,
         reward_stats=carry.reward_stats,
         reward_return=carry.reward_return,
-        kl_beta=kl_beta,
-        lr=next_lr,
+        kl_beta=next_beta(config, state.kl_beta, kl),
+        lr=next_lr(config, settings.lr, kl),
     )
-    return new_state, {name: metrics[name] for name in METRIC_NAMES}
+    metrics = update_metrics(
+        config, ends, batch, learned, settings, kl, new_state.update_step, axis_name
+    )
+    return new_state, metrics
 
 
 def run_updates(

@@ -1,7 +1,8 @@
 """Actor-critic MLPs: separate actor and critic (default) or one shared torso.
 
-Orthogonal init (gain sqrt(2) on hidden layers, 0.01 on the policy head, 1.0 on
-the value head) with zero biases, as in the PPO implementation-details
+Orthogonal init (`purejaxppo.nn.initializers.orthogonal`, re-exported here; gain
+sqrt(2) on hidden layers, 0.01 on the policy head, 1.0 on the value head) with zero
+biases, as in the PPO implementation-details
 literature. Continuous policies use a state-independent log-std parameter.
 """
 
@@ -16,42 +17,9 @@ import jax.numpy as jnp
 from purejaxppo.config import Config
 from purejaxppo.envs import EnvSpec
 from purejaxppo.nn.distributions import Categorical, DiagGaussian, Distribution, TanhGaussian
+from purejaxppo.nn.initializers import orthogonal
 
-
-def orthogonal(scale: float = 1.0):
-    """Orthogonal initializer (Saxe et al., 2014) that avoids LAPACK.
-
-    Same distribution as `flax.linen.initializers.orthogonal` (Haar-random
-    orthonormal rows or columns, times `scale`), computed by Gram-Schmidt in plain
-    jnp ops. Flax's version calls a batched LAPACK QR when `init` runs under
-    `vmap` (one init per seed), and on jaxlib 0.10 CPU two such QRs in flight at
-    once can deadlock the thread pool.
-    """
-
-    def init(key: jax.Array, shape, dtype=jnp.float32) -> jax.Array:
-        rows, cols = math.prod(shape[:-1]), shape[-1]
-        tall = (max(rows, cols), min(rows, cols))
-        q = _orthonormal_columns(jax.random.normal(key, tall, jnp.float32))
-        if rows < cols:
-            q = q.T
-        return (scale * q).reshape(shape).astype(dtype)
-
-    return init
-
-
-def _orthonormal_columns(a: jax.Array) -> jax.Array:
-    """Q of the thin QR of a tall [m, n] matrix with positive diag(R), by classical
-    Gram-Schmidt applied twice per column ("twice is enough" for float32)."""
-    n = a.shape[1]
-
-    def add_column(j, q):
-        mask = (jnp.arange(n) < j).astype(a.dtype)  # columns already in the basis
-        v = a[:, j]
-        for _ in range(2):
-            v = v - q @ (mask * (q.T @ v))
-        return q.at[:, j].set(v / jnp.linalg.norm(v))
-
-    return jax.lax.fori_loop(0, n, add_column, jnp.zeros_like(a))
+__all__ = ["MLP", "ActorCritic", "init_params", "make_network", "orthogonal"]
 
 
 _ACTIVATIONS = {

@@ -1,4 +1,5 @@
-"""compute_gae against a plain-Python reference and hand-computed cases."""
+"""core/advantages.py: compute_gae against a plain-Python reference and hand-computed
+cases, and explained_variance."""
 
 from __future__ import annotations
 
