@@ -25,9 +25,9 @@ import jax
 import numpy as np
 import tyro
 
-from purejaxppo.config import OPTIONAL_TRACED, TRACED_FIELDS, Config
+from purejaxppo.config import OPTIONAL_TRACED, TRACED_FIELDS, Config, attribute_docs
 from purejaxppo.io.cache import enable_compile_cache, quiet_cache_loads
-from purejaxppo.runner.options import FitOptions, attribute_docs, resume_defaults
+from purejaxppo.runner.options import FitOptions, resume_defaults
 
 # Config fields the command line cannot express (a Python object, not a flag).
 _NOT_ON_CLI = ("env_params",)

@@ -4,87 +4,173 @@ hyperparameters (vmappable scalars).
 `Config` is a frozen dataclass registered as a pytree: the traced
 hyperparameters are its leaves, everything else lives in the treedef. Changing a
 static field recompiles; sweeping a traced one does not.
+
+Each field declares once, with `static(default, *rules)` or `traced(default, rule)`,
+which kind it is and what values it takes; its docstring says what it means. The
+traced-field list, the pytree structure, the canonicalisation of traced values, the
+validation and the README's config table (`markdown_table`) all derive from that.
 """
 
 from __future__ import annotations
 
+import ast
 import collections
 import dataclasses
 import difflib
+import inspect
 import itertools
+import json
 import math
-from collections.abc import Sequence
+import textwrap
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import jax
 import numpy as np
 
 ACTIVATIONS = ("tanh", "relu", "gelu", "silu", "elu", "leaky_relu")
-
-# Traced hyperparameters: pytree leaves, canonicalised to float32 on the host.
-TRACED_FIELDS = (
-    "lr",
-    "gamma",
-    "gae_lambda",
-    "clip_eps",
-    "vf_clip_eps",
-    "vf_coef",
-    "ent_coef",
-    "max_grad_norm",
-    "adam_eps",
-    "log_std_init",
-    "obs_clip",
-    "reward_clip",
-    "reward_scale",
-    "clip_eps_final",
-    "kl_beta_init",
-    "desired_kl",
-    "target_kl",
-    "lr_min",
-    "lr_max",
-)
-# Traced fields that may also be None, which switches their feature off. None is an empty
-# pytree node, so None versus a number is a static difference (another program).
-OPTIONAL_TRACED = ("target_kl",)
-
-# (rule text, predicate) for each traced field; checked elementwise on host values.
-_TRACED_RULES: dict[str, tuple[str, Any]] = {
-    "lr": ("must be > 0", lambda v: v > 0),
-    "gamma": ("must be in [0, 1]", lambda v: (v >= 0) & (v <= 1)),
-    "gae_lambda": ("must be in [0, 1]", lambda v: (v >= 0) & (v <= 1)),
-    "clip_eps": ("must be > 0", lambda v: v > 0),
-    "vf_clip_eps": ("must be > 0", lambda v: v > 0),
-    "vf_coef": ("must be >= 0", lambda v: v >= 0),
-    "ent_coef": ("must be finite", np.isfinite),
-    "max_grad_norm": ("must be > 0 (inf disables clipping)", lambda v: v > 0),
-    "adam_eps": ("must be > 0", lambda v: v > 0),
-    "log_std_init": ("must be finite", np.isfinite),
-    "obs_clip": ("must be > 0 (inf disables clipping)", lambda v: v > 0),
-    "reward_clip": ("must be > 0 (inf disables clipping)", lambda v: v > 0),
-    "reward_scale": ("must be finite and > 0", lambda v: np.isfinite(v) & (v > 0)),
-    "clip_eps_final": ("must be >= 0", lambda v: v >= 0),
-    "kl_beta_init": ("must be finite and > 0", lambda v: np.isfinite(v) & (v > 0)),
-    "desired_kl": ("must be finite and > 0", lambda v: np.isfinite(v) & (v > 0)),
-    "target_kl": ("must be > 0 (None disables early stopping)", lambda v: v > 0),
-    "lr_min": ("must be finite and > 0", lambda v: np.isfinite(v) & (v > 0)),
-    "lr_max": ("must be finite and > 0", lambda v: np.isfinite(v) & (v > 0)),
-}
-
 OBJECTIVES = ("clip", "kl_penalty", "clip+kl_penalty")
 LR_SCHEDULES = ("constant", "linear", "adaptive_kl")
 CLIP_SCHEDULES = ("constant", "linear")
 ADVANTAGE_NORMS = ("minibatch", "batch", "off")
-
 CONTINUOUS_DISTS = ("gaussian", "tanh_gaussian")
 BRAX_BACKENDS = ("auto", "positional", "generalized", "spring", "mjx")
 
-_POSITIVE_INT_FIELDS = ("num_envs", "num_steps", "num_minibatches", "update_epochs")
-_BOOL_FIELDS = (
-    "shared_torso",
-    "clip_value_loss",
-    "normalize_obs",
-    "normalize_reward",
+# Old field name -> (new name, why). Refused with an error that names the new one.
+RENAMED_FIELDS = {
+    "kl_target": (
+        "desired_kl",
+        "Brax's name for the adaptive-KL target; target_kl is the early-stopping threshold",
+    ),
+}
+
+
+class RenamedFieldError(TypeError, ValueError):
+    """A renamed Config field was given by its old name. A TypeError like any unknown
+    keyword argument, and a ValueError like an unknown key of a config file."""
+
+
+def check_renamed(names: Iterable[str]) -> None:
+    """Raise RenamedFieldError for the first old (renamed) field name in `names`."""
+    for name in names:
+        if name in RENAMED_FIELDS:
+            new, why = RENAMED_FIELDS[name]
+            raise RenamedFieldError(f"Config.{name} was renamed {new} ({why})")
+
+
+# ---- rules: small named checks on one field's value ---------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """A named check on one value. `text` completes "Config.<field>=<value>: ...";
+    `ok` is the predicate (applied elementwise to float32 arrays for traced fields)."""
+
+    text: str
+    ok: Callable[[Any], Any]
+    error: type[Exception] = ValueError
+
+    def message(self, value: Any) -> str:
+        return self.text
+
+    def check(self, name: str, value: Any) -> None:
+        """Raise `error` naming the field, the value and the rule unless `ok(value)`."""
+        if not self.ok(value):
+            raise self.error(f"Config.{name}={value!r}: {self.message(value)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class OneOf(Rule):
+    """The value is one of `choices`; the error suggests the closest one."""
+
+    choices: tuple[str, ...] = ()
+
+    def message(self, value: Any) -> str:
+        close = difflib.get_close_matches(str(value), self.choices, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"{self.text}{hint}"
+
+
+def one_of(choices: tuple[str, ...]) -> OneOf:
+    return OneOf(f"must be one of {', '.join(choices)}", lambda v: v in choices, choices=choices)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int | np.integer) and not isinstance(v, bool)
+
+
+def _is_widths(v: Any) -> bool:
+    return isinstance(v, tuple) and all(_is_int(h) and h > 0 for h in v)
+
+
+def _is_hashable(v: Any) -> bool:
+    try:
+        hash(v)
+    except TypeError:
+        return False
+    return True
+
+
+POSITIVE_INT = Rule("must be a positive integer", lambda v: _is_int(v) and v > 0)
+WHOLE_TIMESTEPS = Rule(
+    "must be a positive whole number (5e5 is accepted)", lambda v: _is_int(v) and v > 0
 )
+INT32_COUNT = Rule("must be < 2**31 (int32 step counters)", lambda v: v <= 2**31 - 1)
+TIME_LIMIT = Rule(
+    "must be a positive integer or None (env default)",
+    lambda v: v is None or (_is_int(v) and v > 0),
+)
+WIDTHS = Rule("must be a tuple of positive integers, e.g. (64, 64)", _is_widths)
+OPTIONAL_WIDTHS = Rule(WIDTHS.text, lambda v: v is None or _is_widths(v))
+SWITCH = Rule("must be True or False", lambda v: isinstance(v, bool | np.bool_), TypeError)
+HASHABLE = Rule(
+    "must be hashable (it is static); use Python numbers rather than arrays in its fields",
+    _is_hashable,
+    TypeError,
+)
+
+# Traced rules: predicates on float32 arrays, elementwise (NaN always fails).
+POSITIVE = Rule("must be > 0", lambda v: v > 0)
+NON_NEGATIVE = Rule("must be >= 0", lambda v: v >= 0)
+UNIT_INTERVAL = Rule("must be in [0, 1]", lambda v: (v >= 0) & (v <= 1))
+FINITE = Rule("must be finite", np.isfinite)
+FINITE_POSITIVE = Rule("must be finite and > 0", lambda v: np.isfinite(v) & (v > 0))
+CLIP_BOUND = Rule("must be > 0 (inf disables clipping)", lambda v: v > 0)
+EARLY_STOP = Rule("must be > 0 (None disables early stopping)", lambda v: v > 0)
+
+
+# ---- conversions applied before the rules ------------------------------------------
+
+
+def whole_float_to_int(v: Any) -> Any:
+    """5e5 -> 500000 (a float that is a whole number); anything else unchanged."""
+    if isinstance(v, float) and math.isfinite(v) and v.is_integer():
+        return int(v)
+    return v
+
+
+def list_to_tuple(v: Any) -> Any:
+    """[64, 64] -> (64, 64): static values must be hashable."""
+    return tuple(v) if isinstance(v, list) else v
+
+
+# ---- field declarations --------------------------------------------------------------
+
+
+def static(default: Any, *rules: Rule, convert: Callable[[Any], Any] | None = None) -> Any:
+    """A static Config field (in the treedef: changing it recompiles), checked by
+    `rules` in order after `convert`."""
+    return dataclasses.field(
+        default=default, metadata={"kind": "static", "rules": rules, "convert": convert}
+    )
+
+
+def traced(default: Any, rule: Rule, *, optional: bool = False) -> Any:
+    """A traced Config field (a float32 pytree leaf: vmappable, sweepable), checked
+    elementwise by `rule`. `optional`: None is allowed and switches the feature off."""
+    return dataclasses.field(
+        default=default, metadata={"kind": "traced", "rules": (rule,), "optional": optional}
+    )
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -93,120 +179,131 @@ class Config:
     (PureJaxRL / CleanRL): 4 envs x 128 steps, 4 epochs x 4 minibatches, 64-64 tanh."""
 
     # ---- static: environment -------------------------------------------------------
-    env: Any = "CartPole-v1"
+    env: Any = static("CartPole-v1")  # noqa: RUF009 (returns a dataclasses.field)
     """Registered gymnax id (e.g. "CartPole-v1"), "brax/<name>" (e.g. "brax/hopper"), or a
     gymnax-API Environment instance."""
-    env_params: Any = None
+    env_params: Any = static(None, HASHABLE)  # noqa: RUF009
     """Environment parameters (gymnax EnvParams); None uses the env's defaults."""
-    episode_length: int | None = None
+    episode_length: int | None = static(None, TIME_LIMIT)
     """Time limit in agent steps (truncation, bootstrapped); None keeps the env's own
     (gymnax max_steps_in_episode, 1000 for Brax)."""
-    action_repeat: int = 1
+    action_repeat: int = static(1, POSITIVE_INT)
     """Brax only: physics steps per agent step, with the same action (rewards summed)."""
-    brax_backend: str = "auto"
+    brax_backend: str = static("auto", one_of(BRAX_BACKENDS))
     """Brax only: physics pipeline, one of auto, positional, generalized, spring, mjx
     ("auto": positional, or generalized for envs that support only that, e.g. swimmer)."""
 
     # ---- static: sizes and loop lengths --------------------------------------------
-    num_envs: int = 4
+    num_envs: int = static(4, POSITIVE_INT)
     """Parallel environments stepped in lockstep."""
-    num_steps: int = 128
+    num_steps: int = static(128, POSITIVE_INT)
     """Steps per environment per rollout (the rollout length T)."""
-    num_minibatches: int = 4
+    num_minibatches: int = static(4, POSITIVE_INT)
     """Minibatches per epoch; must divide num_envs * num_steps."""
-    update_epochs: int = 4
+    update_epochs: int = static(4, POSITIVE_INT)
     """Passes over each rollout batch, each with a fresh shuffle."""
-    total_timesteps: int = 500_000
+    total_timesteps: int = static(500_000, WHOLE_TIMESTEPS, INT32_COUNT, convert=whole_float_to_int)
     """Environment steps in the run; rounded down to a whole number of updates."""
 
     # ---- static: network -----------------------------------------------------------
-    hidden_sizes: tuple[int, ...] = (64, 64)
+    hidden_sizes: tuple[int, ...] = static((64, 64), WIDTHS, convert=list_to_tuple)
     """Hidden layer widths of the actor and of the critic (or of the shared torso)."""
-    critic_hidden_sizes: tuple[int, ...] | None = None
+    critic_hidden_sizes: tuple[int, ...] | None = static(
+        None, OPTIONAL_WIDTHS, convert=list_to_tuple
+    )
     """Hidden widths of the critic when it differs from the actor (separate torsos
     only); None uses hidden_sizes."""
-    activation: str = "tanh"
+    activation: str = static("tanh", one_of(ACTIVATIONS))
     """Hidden activation: one of tanh, relu, gelu, silu, elu, leaky_relu."""
-    shared_torso: bool = False
+    shared_torso: bool = static(False, SWITCH)
     """One torso with a policy head and a value head, instead of two separate MLPs."""
 
     # ---- static: switches ----------------------------------------------------------
-    objective: str = "clip"
+    objective: str = static("clip", one_of(OBJECTIVES))
     """Policy objective: "clip" (PPO-Clip), "kl_penalty" (ratio * A - beta * KL(old || new)
     with the PPO paper's adaptive beta) or "clip+kl_penalty" (both terms)."""
-    lr_schedule: str = "linear"
+    lr_schedule: str = static("linear", one_of(LR_SCHEDULES))
     """Learning rate: "constant", "linear" (annealed to 0, stepwise per update) or
     "adaptive_kl" (x or / 1.5 when the update's KL leaves [desired_kl/2, 2*desired_kl],
     kept in [lr_min, lr_max])."""
-    clip_schedule: str = "constant"
+    clip_schedule: str = static("constant", one_of(CLIP_SCHEDULES))
     """Clip range: "constant" or "linear" (from clip_eps at the first update to
     clip_eps_final at the last)."""
-    advantage_norm: str = "minibatch"
+    advantage_norm: str = static("minibatch", one_of(ADVANTAGE_NORMS))
     """Advantage normalisation to zero mean, unit std: per "minibatch", over the whole
     "batch" once per update, or "off"."""
-    clip_value_loss: bool = True
+    clip_value_loss: bool = static(True, SWITCH)
     """Clip the value prediction to old_value +- vf_clip_eps (PPO2/CleanRL style)."""
-    normalize_obs: bool = False
+    normalize_obs: bool = static(False, SWITCH)
     """Normalise observations by running mean/std (learner state; clipped to +-obs_clip)."""
-    normalize_reward: bool = False
+    normalize_reward: bool = static(False, SWITCH)
     """Divide rewards by the running std of the discounted return (clipped to +-reward_clip)."""
-    continuous_dist: str = "gaussian"
+    continuous_dist: str = static("gaussian", one_of(CONTINUOUS_DISTS))
     """Continuous policy: "gaussian" (sample clipped to the action bounds at the env) or
     "tanh_gaussian" (sample squashed by tanh into the bounds)."""
 
     # ---- traced hyperparameters (vmappable) ----------------------------------------
-    lr: float = 2.5e-4
+    lr: float = traced(2.5e-4, POSITIVE)
     """Adam learning rate (the initial value under the linear and adaptive_kl schedules)."""
-    gamma: float = 0.99
+    gamma: float = traced(0.99, UNIT_INTERVAL)
     """Discount factor, in [0, 1]."""
-    gae_lambda: float = 0.95
+    gae_lambda: float = traced(0.95, UNIT_INTERVAL)
     """GAE lambda, in [0, 1]."""
-    clip_eps: float = 0.2
+    clip_eps: float = traced(0.2, POSITIVE)
     """Policy ratio clip range."""
-    vf_clip_eps: float = 0.2
+    vf_clip_eps: float = traced(0.2, POSITIVE)
     """Value clip range (used when clip_value_loss)."""
-    vf_coef: float = 0.5
+    vf_coef: float = traced(0.5, NON_NEGATIVE)
     """Value loss coefficient."""
-    ent_coef: float = 0.01
+    ent_coef: float = traced(0.01, FINITE)
     """Entropy bonus coefficient."""
-    max_grad_norm: float = 0.5
+    max_grad_norm: float = traced(0.5, CLIP_BOUND)
     """Global gradient-norm clip (inf disables it)."""
-    adam_eps: float = 1e-5
+    adam_eps: float = traced(1e-5, POSITIVE)
     """Adam epsilon."""
-    log_std_init: float = 0.0
+    log_std_init: float = traced(0.0, FINITE)
     """Initial log standard deviation of the Gaussian policy (continuous actions)."""
-    obs_clip: float = 10.0
+    obs_clip: float = traced(10.0, CLIP_BOUND)
     """Clip normalised observations to +-obs_clip (used when normalize_obs; inf: no clip)."""
-    reward_clip: float = 10.0
+    reward_clip: float = traced(10.0, CLIP_BOUND)
     """Clip scaled rewards to +-reward_clip (used when normalize_reward; inf: no clip)."""
-    reward_scale: float = 1.0
+    reward_scale: float = traced(1.0, FINITE_POSITIVE)
     """Constant multiplier on the rewards the learner sees (after normalize_reward)."""
-    clip_eps_final: float = 0.0
+    clip_eps_final: float = traced(0.0, NON_NEGATIVE)
     """Clip range reached at the last update when clip_schedule="linear"."""
-    kl_beta_init: float = 1.0
+    kl_beta_init: float = traced(1.0, FINITE_POSITIVE)
     """Initial KL-penalty coefficient beta (objectives with kl_penalty); adapted per update."""
-    desired_kl: float = 0.01
+    desired_kl: float = traced(0.01, FINITE_POSITIVE)
     """Target KL(old || new) per update for the adaptive beta and the adaptive_kl lr."""
-    target_kl: float | None = None
+    target_kl: float | None = traced(None, EARLY_STOP, optional=True)
     """KL early stopping: skip the rest of an update's minibatches and epochs once a
     minibatch's approximate KL exceeds 1.5 * target_kl; None disables it."""
-    lr_min: float = 1e-6
+    lr_min: float = traced(1e-6, FINITE_POSITIVE)
     """Lower bound of the adaptive_kl learning rate."""
-    lr_max: float = 1e-2
+    lr_max: float = traced(1e-2, FINITE_POSITIVE)
     """Upper bound of the adaptive_kl learning rate."""
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> Config:
+        # The dataclass __init__ would reject an old name with a generic TypeError;
+        # this runs first, so the error names the new field.
+        check_renamed(kwargs)
+        return super().__new__(cls)
+
     def __post_init__(self):
-        total = self.total_timesteps
-        if isinstance(total, float) and math.isfinite(total) and total.is_integer():
-            object.__setattr__(self, "total_timesteps", int(total))
-        if isinstance(self.hidden_sizes, list):
-            object.__setattr__(self, "hidden_sizes", tuple(self.hidden_sizes))
-        if isinstance(self.critic_hidden_sizes, list):
-            object.__setattr__(self, "critic_hidden_sizes", tuple(self.critic_hidden_sizes))
-        for name in TRACED_FIELDS:
-            object.__setattr__(self, name, _canonical_traced(name, getattr(self, name)))
+        for f in _FIELDS:
+            value = getattr(self, f.name)
+            if f.metadata["kind"] == "traced":
+                value = _canonical_traced(f.name, value, **_traced_meta(f))
+            elif f.metadata["convert"] is not None:
+                value = f.metadata["convert"](value)
+            object.__setattr__(self, f.name, value)
         _check_traced_shapes(self)
-        _validate_static(self)
+        for f in _FIELDS:
+            if f.metadata["kind"] == "static":
+                for rule in f.metadata["rules"]:
+                    rule.check(f.name, getattr(self, f.name))
+        for check in CROSS_FIELD_CHECKS:
+            check(self)
 
     # ---- derived sizes ---------------------------------------------------------------
     @property
@@ -231,6 +328,7 @@ class Config:
     # ---- construction helpers --------------------------------------------------------
     def replace(self, **changes) -> Config:
         """A validated copy with `changes` applied."""
+        check_renamed(changes)
         return dataclasses.replace(self, **changes)
 
     @classmethod
@@ -246,7 +344,8 @@ class Config:
             raise ValueError(
                 f"Config.preset({name!r}): no such preset{hint} (available: {', '.join(PRESETS)})"
             )
-        unknown = [k for k in overrides if k not in _FIELD_NAMES]
+        check_renamed(overrides)
+        unknown = [k for k in overrides if k not in FIELD_NAMES]
         if unknown:
             raise TypeError(f"Config.preset({name!r}): unknown Config fields {unknown}")
         return cls(**{"env": name, **PRESETS[name].fields, **overrides})
@@ -295,7 +394,7 @@ class Config:
         Raises ValueError when the config holds a Python object (a gymnax Environment
         instance or env_params) that has no plain-data form."""
         out: dict[str, Any] = {}
-        for name in _FIELD_NAMES:
+        for name in FIELD_NAMES:
             v = getattr(self, name)
             if name in TRACED_FIELDS:
                 out[name] = None if v is None else _plain_float(v)
@@ -317,9 +416,10 @@ class Config:
         Unknown keys are an error naming them; missing keys take their defaults."""
         if not isinstance(data, dict):
             raise TypeError(f"Config.from_dict: expected a mapping of fields, got {data!r}")
-        unknown = [k for k in data if k not in _FIELD_NAMES]
+        check_renamed(data)
+        unknown = [k for k in data if k not in FIELD_NAMES]
         if unknown:
-            close = {k: difflib.get_close_matches(k, _FIELD_NAMES, n=1) for k in unknown}
+            close = {k: difflib.get_close_matches(k, FIELD_NAMES, n=1) for k in unknown}
             hints = "; ".join(
                 f"{k!r} (did you mean {c[0]!r}?)" if c else repr(k) for k, c in close.items()
             )
@@ -349,6 +449,34 @@ class Config:
         return [jax.tree.map(lambda x, i=i: np.asarray(x)[i], self) for i in range(n)]
 
 
+# `__new__` (which refuses renamed fields) would hide the dataclass signature from
+# help() and IDEs; show the fields instead.
+Config.__signature__ = inspect.signature(Config.__init__).replace(
+    parameters=list(inspect.signature(Config.__init__).parameters.values())[1:]
+)
+
+# ---- derived from the field metadata ---------------------------------------------------
+
+_FIELDS = dataclasses.fields(Config)
+FIELD_NAMES = tuple(f.name for f in _FIELDS)
+# Traced hyperparameters: pytree leaves, canonicalised to float32 on the host.
+TRACED_FIELDS = tuple(f.name for f in _FIELDS if f.metadata["kind"] == "traced")
+# Static fields: the pytree's treedef (hashable; changing one recompiles).
+STATIC_FIELDS = tuple(f.name for f in _FIELDS if f.metadata["kind"] == "static")
+# Traced fields that may also be None, which switches their feature off. None is an empty
+# pytree node, so None versus a number is a static difference (another program).
+OPTIONAL_TRACED = tuple(f.name for f in _FIELDS if f.metadata.get("optional"))
+
+
+def _traced_meta(f: dataclasses.Field) -> dict[str, Any]:
+    return {"rule": f.metadata["rules"][0], "optional": f.metadata["optional"]}
+
+
+def field_kind(name: str) -> str:
+    """ "static" or "traced": how a Config field enters the compiled program."""
+    return Config.__dataclass_fields__[name].metadata["kind"]
+
+
 def _plain_float(v) -> float | list[float]:
     """float32 values as the shortest decimals that read back to the same float32
     (0.00025, not 0.0002500000118743628)."""
@@ -360,6 +488,7 @@ def _plain_float(v) -> float | list[float]:
 
 def grid_points(**grids: Sequence[float]) -> list[dict[str, float]]:
     """The Cartesian product of `grids` as a list of {field: value} dicts."""
+    check_renamed(grids)
     for name, values in grids.items():
         if name not in TRACED_FIELDS:
             raise ValueError(
@@ -383,15 +512,13 @@ def grid_points(**grids: Sequence[float]) -> list[dict[str, float]]:
 
 
 def static_differences(a: Config, b: Config) -> list[str]:
-    """Names of static fields whose values differ between two configs."""
+    """Names of static fields whose values differ between two configs (and optional
+    traced fields that are None in one and a number in the other)."""
     return [
-        f.name
-        for f in dataclasses.fields(Config)
-        if (f.name not in TRACED_FIELDS and not _same(getattr(a, f.name), getattr(b, f.name)))
-        or (
-            f.name in OPTIONAL_TRACED
-            and (getattr(a, f.name) is None) != (getattr(b, f.name) is None)
-        )
+        name
+        for name in FIELD_NAMES
+        if (name in STATIC_FIELDS and not _same(getattr(a, name), getattr(b, name)))
+        or (name in OPTIONAL_TRACED and (getattr(a, name) is None) != (getattr(b, name) is None))
     ]
 
 
@@ -402,7 +529,8 @@ def _same(x, y) -> bool:
         return x is y
 
 
-def _canonical_traced(name: str, value):
+def _canonical_traced(name: str, value, rule: Rule, optional: bool):
+    """A traced value as a float32 array, checked elementwise against `rule`."""
     if isinstance(value, jax.core.Tracer):
         return value  # built inside a transformation: nothing to check on the host
     if isinstance(value, list | tuple):
@@ -410,7 +538,7 @@ def _canonical_traced(name: str, value):
             f"Config.{name}={value!r}: a traced hyperparameter takes one number; to try "
             f"several use Config.sweep(config, {name}={list(value)!r})"
         )
-    if value is None and name in OPTIONAL_TRACED:
+    if value is None and optional:
         return None
     if isinstance(value, bool) or value is None:
         raise TypeError(f"Config.{name}={value!r}: must be a number")
@@ -418,11 +546,10 @@ def _canonical_traced(name: str, value):
         arr = np.asarray(value, dtype=np.float32)
     except (TypeError, ValueError):
         raise TypeError(f"Config.{name}={value!r}: must be a number") from None
-    rule, ok = _TRACED_RULES[name]
-    bad = ~np.asarray(ok(arr))
-    if np.any(bad) or np.any(np.isnan(arr)):
-        shown = value if arr.ndim == 0 else arr[bad | np.isnan(arr)].tolist()
-        raise ValueError(f"Config.{name}={shown!r}: {rule}")
+    bad = ~np.asarray(rule.ok(arr)) | np.isnan(arr)
+    if np.any(bad):
+        shown = value if arr.ndim == 0 else arr[bad].tolist()
+        raise rule.error(f"Config.{name}={shown!r}: {rule.message(shown)}")
     return arr
 
 
@@ -453,112 +580,69 @@ def _fmt(v) -> str:
     return f"{float(arr):g}" if arr.ndim == 0 else str([float(f"{x:g}") for x in arr.ravel()])
 
 
-def _validate_static(c: Config) -> None:
-    for name in _POSITIVE_INT_FIELDS:
-        v = getattr(c, name)
-        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v <= 0:
-            raise ValueError(f"Config.{name}={v!r}: must be a positive integer")
-    t = c.total_timesteps
-    if isinstance(t, bool) or not isinstance(t, int | np.integer) or t <= 0:
-        raise ValueError(
-            f"Config.total_timesteps={t!r}: must be a positive whole number (5e5 is accepted)"
-        )
+# ---- cross-field rules (run after every field passed its own) --------------------------
+
+
+def minibatches_divide_batch(c: Config) -> None:
     if c.batch_size % c.num_minibatches:
         raise ValueError(
             f"Config.num_minibatches={c.num_minibatches}: must divide the batch "
             f"num_envs*num_steps={c.num_envs}*{c.num_steps}={c.batch_size}"
         )
-    if t < c.batch_size:
+
+
+def at_least_one_batch(c: Config) -> None:
+    if c.total_timesteps < c.batch_size:
         raise ValueError(
-            f"Config.total_timesteps={t}: must be at least one batch "
+            f"Config.total_timesteps={c.total_timesteps}: must be at least one batch "
             f"(num_envs*num_steps={c.batch_size})"
         )
-    if t > 2**31 - 1:
-        raise ValueError(f"Config.total_timesteps={t}: must be < 2**31 (int32 step counters)")
-    for name in ("hidden_sizes", "critic_hidden_sizes"):
-        hs = getattr(c, name)
-        if hs is None and name == "critic_hidden_sizes":
-            continue
-        if not isinstance(hs, tuple) or not all(
-            isinstance(h, int | np.integer) and not isinstance(h, bool) and h > 0 for h in hs
-        ):
-            raise ValueError(
-                f"Config.{name}={hs!r}: must be a tuple of positive integers, e.g. (64, 64)"
-            )
+
+
+def critic_widths_need_separate_torsos(c: Config) -> None:
     if c.critic_hidden_sizes is not None and c.shared_torso:
         raise ValueError(
             f"Config.critic_hidden_sizes={c.critic_hidden_sizes!r}: needs separate torsos "
             "(shared_torso=False); a shared torso has one set of widths, hidden_sizes"
         )
-    if c.activation not in ACTIVATIONS:
-        close = difflib.get_close_matches(str(c.activation), ACTIVATIONS, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(
-            f"Config.activation={c.activation!r}: must be one of {', '.join(ACTIVATIONS)}{hint}"
-        )
-    if c.continuous_dist not in CONTINUOUS_DISTS:
-        raise ValueError(
-            f"Config.continuous_dist={c.continuous_dist!r}: must be one of "
-            f"{', '.join(CONTINUOUS_DISTS)}"
-        )
-    for name, allowed in (
-        ("objective", OBJECTIVES),
-        ("lr_schedule", LR_SCHEDULES),
-        ("clip_schedule", CLIP_SCHEDULES),
-        ("advantage_norm", ADVANTAGE_NORMS),
-    ):
-        v = getattr(c, name)
-        if v not in allowed:
-            close = difflib.get_close_matches(str(v), allowed, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ValueError(f"Config.{name}={v!r}: must be one of {', '.join(allowed)}{hint}")
-    lo, hi, lr = c.lr_min, c.lr_max, c.lr
-    if not any(isinstance(v, jax.core.Tracer) for v in (lo, hi, lr)):
-        if np.any(np.asarray(lo) > np.asarray(hi)):
-            raise ValueError(f"Config.lr_min={_fmt(lo)}: must be <= lr_max={_fmt(hi)}")
-        outside = (np.asarray(lr) < np.asarray(lo)) | (np.asarray(lr) > np.asarray(hi))
-        if c.lr_schedule == "adaptive_kl" and np.any(outside):
-            raise ValueError(
-                f"Config.lr={_fmt(lr)}: with lr_schedule='adaptive_kl' the initial lr must "
-                f"lie in [lr_min, lr_max] = [{_fmt(lo)}, {_fmt(hi)}]"
-            )
-    if c.brax_backend not in BRAX_BACKENDS:
-        raise ValueError(
-            f"Config.brax_backend={c.brax_backend!r}: must be one of {', '.join(BRAX_BACKENDS)}"
-        )
-    for name in ("action_repeat",):
-        v = getattr(c, name)
-        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v <= 0:
-            raise ValueError(f"Config.{name}={v!r}: must be a positive integer")
-    ep = c.episode_length
-    if ep is not None and (isinstance(ep, bool) or not isinstance(ep, int | np.integer) or ep <= 0):
-        raise ValueError(
-            f"Config.episode_length={ep!r}: must be a positive integer or None (env default)"
-        )
-    for name in _BOOL_FIELDS:
-        v = getattr(c, name)
-        if not isinstance(v, bool | np.bool_):
-            raise TypeError(f"Config.{name}={v!r}: must be True or False")
-    # Imported here: envs imports config for type hints only, and resolving the env
-    # also checks that its action space is one we support.
-    from purejaxppo.envs import resolve_env
 
-    env, params = resolve_env(c.env, c.env_params, **env_options(c))
-    space = env.action_space(params)
-    if c.continuous_dist == "tanh_gaussian" and hasattr(space, "low"):  # Box, not Discrete
-        bounds = np.concatenate([np.ravel(space.low), np.ravel(space.high)]).astype(float)
-        if not np.all(np.isfinite(bounds)):
-            raise ValueError(
-                f"Config.continuous_dist='tanh_gaussian': squashing needs finite action "
-                f"bounds, and env={c.env!r} has low={space.low!r}, high={space.high!r}"
-            )
-    try:
-        hash(c.env_params)
-    except TypeError:
-        raise TypeError(
-            f"Config.env_params={c.env_params!r}: must be hashable (it is static); "
-            "use Python numbers rather than arrays in its fields"
-        ) from None
+
+def _host_values(*values) -> bool:
+    return not any(isinstance(v, jax.core.Tracer) for v in values)
+
+
+def lr_min_at_most_lr_max(c: Config) -> None:
+    if _host_values(c.lr_min, c.lr_max) and np.any(np.asarray(c.lr_min) > np.asarray(c.lr_max)):
+        raise ValueError(f"Config.lr_min={_fmt(c.lr_min)}: must be <= lr_max={_fmt(c.lr_max)}")
+
+
+def adaptive_lr_within_bounds(c: Config) -> None:
+    lo, hi, lr = c.lr_min, c.lr_max, c.lr
+    if c.lr_schedule != "adaptive_kl" or not _host_values(lo, hi, lr):
+        return
+    if np.any((np.asarray(lr) < np.asarray(lo)) | (np.asarray(lr) > np.asarray(hi))):
+        raise ValueError(
+            f"Config.lr={_fmt(lr)}: with lr_schedule='adaptive_kl' the initial lr must "
+            f"lie in [lr_min, lr_max] = [{_fmt(lo)}, {_fmt(hi)}]"
+        )
+
+
+def env_registered(c: Config) -> None:
+    """The env id is in a registry (or the object has the env API); nothing is built.
+    The checks that need the built env (its action space) run in core.setup."""
+    from purejaxppo.envs.registry import check_env_id  # keeps `import config` light
+
+    check_env_id(c.env, action_repeat=c.action_repeat, brax_backend=c.brax_backend)
+
+
+CROSS_FIELD_CHECKS: tuple[Callable[[Config], None], ...] = (
+    minibatches_divide_batch,
+    at_least_one_batch,
+    critic_widths_need_separate_torsos,
+    lr_min_at_most_lr_max,
+    adaptive_lr_within_bounds,
+    env_registered,
+)
 
 
 def env_options(c: Config) -> dict[str, Any]:
@@ -570,21 +654,17 @@ def env_options(c: Config) -> dict[str, Any]:
     }
 
 
+# ---- pytree: traced fields are the leaves, static fields the treedef ------------------
+
+
 def _flatten(c: Config):
-    static = tuple(
-        getattr(c, f.name) for f in dataclasses.fields(Config) if f.name not in TRACED_FIELDS
-    )
-    return tuple(getattr(c, n) for n in TRACED_FIELDS), static
-
-
-_FIELD_NAMES = tuple(f.name for f in dataclasses.fields(Config))
-_STATIC_NAMES = tuple(f.name for f in dataclasses.fields(Config) if f.name not in TRACED_FIELDS)
+    return tuple(getattr(c, n) for n in TRACED_FIELDS), tuple(getattr(c, n) for n in STATIC_FIELDS)
 
 
 def _unflatten(static, traced) -> Config:
     # No validation here: leaves may be tracers or batched arrays inside transforms.
     c = object.__new__(Config)
-    for name, v in zip(_STATIC_NAMES, static, strict=True):
+    for name, v in zip(STATIC_FIELDS, static, strict=True):
         object.__setattr__(c, name, v)
     for name, v in zip(TRACED_FIELDS, traced, strict=True):
         object.__setattr__(c, name, v)
@@ -592,3 +672,43 @@ def _unflatten(static, traced) -> Config:
 
 
 jax.tree_util.register_pytree_node(Config, _flatten, _unflatten)
+
+
+# ---- documentation derived from the fields --------------------------------------------
+
+
+def attribute_docs(cls: type) -> dict[str, str]:
+    """{field name: attribute docstring} of a dataclass, read from its source (the
+    string literal right after each annotated field), whitespace collapsed."""
+    body = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0].body
+    docs = {}
+    for stmt, nxt in itertools.pairwise(body):
+        if (
+            isinstance(stmt, ast.AnnAssign)
+            and isinstance(stmt.target, ast.Name)
+            and isinstance(nxt, ast.Expr)
+            and isinstance(nxt.value, ast.Constant)
+            and isinstance(nxt.value.value, str)
+        ):
+            docs[stmt.target.id] = " ".join(inspect.cleandoc(nxt.value.value).split())
+    return docs
+
+
+def _markdown_default(v: Any) -> str:
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, float):
+        return f"{v:g}"
+    return repr(v)
+
+
+def markdown_table() -> str:
+    """The README's table of Config fields: name, static/traced, default, docstring."""
+    docs = attribute_docs(Config)
+    rows = ["| Field | Kind | Default | Meaning |", "|---|---|---|---|"]
+    for f in _FIELDS:
+        doc = docs[f.name].replace("|", "\\|")
+        rows.append(
+            f"| `{f.name}` | {field_kind(f.name)} | `{_markdown_default(f.default)}` | {doc} |"
+        )
+    return "\n".join(rows) + "\n"

@@ -93,7 +93,8 @@ def test_every_config_field_is_a_documented_flag(capsys):
 
 
 def test_every_fit_option_is_a_documented_flag(capsys):
-    from purejaxppo.runner.options import FitOptions, attribute_docs
+    from purejaxppo.config import attribute_docs
+    from purejaxppo.runner.options import FitOptions
 
     with pytest.raises(SystemExit):
         main(["train", "--help"])

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
+import pathlib
 import re
+import subprocess
+import sys
 
+import jax
 import numpy as np
 import pytest
 
-from purejaxppo import Config
-from purejaxppo.config import TRACED_FIELDS
+from purejaxppo import Config, train
+from purejaxppo.config import (
+    OPTIONAL_TRACED,
+    STATIC_FIELDS,
+    TRACED_FIELDS,
+    attribute_docs,
+    markdown_table,
+)
+from purejaxppo.core.setup import make_setup
 
 
 def raises(exc, *fragments):
@@ -291,9 +303,13 @@ def test_tanh_gaussian_needs_finite_bounds():
         def action_space(self, params=None):
             return spaces.Box(-float("inf"), float("inf"), (1,))
 
-    env = Unbounded()
+    # The Config only names the env; the bounds are checked where the env is built, in
+    # make_setup, which runs while train is traced (before anything is compiled).
+    config = Config(env=Unbounded(), continuous_dist="tanh_gaussian")
     with pytest.raises(ValueError, match=r"Config.continuous_dist='tanh_gaussian'.*finite"):
-        Config(env=env, continuous_dist="tanh_gaussian")
+        make_setup(config)
+    with pytest.raises(ValueError, match=r"Config.continuous_dist='tanh_gaussian'.*finite"):
+        jax.jit(train).lower(config, jax.random.key(0))
 
 
 def test_adaptive_lr_bounds_and_optional_target_kl_errors():
@@ -308,3 +324,126 @@ def test_adaptive_lr_bounds_and_optional_target_kl_errors():
         Config.sweep(Config(), lr=[1e-3, 2e-3]).replace(target_kl=0.1)
     with pytest.raises(ValueError, match=r"Config.objective='clipp'.*did you mean 'clip'"):
         Config(objective="clipp")
+
+
+def test_unsupported_action_space_raised_by_setup_before_compiling():
+    from gymnax.environments import spaces
+
+    from purejaxppo.envs.probes import ContinuousTargetAction
+
+    class Matrix(ContinuousTargetAction):
+        def action_space(self, params=None):
+            return spaces.Box(-1.0, 1.0, (2, 2))
+
+    config = Config(env=Matrix())  # building the config does not look at the env's spaces
+    with raises(ValueError, "Config.env=", "Box action spaces must be 1-D", "(2, 2)"):
+        jax.jit(train).lower(config, jax.random.key(0))
+
+
+# ---- per-field metadata -----------------------------------------------------------------
+
+
+def test_field_lists_are_derived_from_the_metadata():
+    fields = dataclasses.fields(Config)
+    assert {f.metadata["kind"] for f in fields} == {"static", "traced"}
+    assert TRACED_FIELDS == tuple(f.name for f in fields if f.metadata["kind"] == "traced")
+    assert STATIC_FIELDS == tuple(f.name for f in fields if f.metadata["kind"] == "static")
+    assert OPTIONAL_TRACED == ("target_kl",)
+    assert {"lr", "gamma", "desired_kl", "target_kl"} <= set(TRACED_FIELDS)
+    assert {"env", "num_envs", "hidden_sizes", "lr_schedule"} <= set(STATIC_FIELDS)
+    # The pytree's leaves are exactly the traced fields, in that order.
+    c = Config(lr=1e-3, target_kl=0.02)
+    leaves = jax.tree.leaves(c)
+    assert len(leaves) == len(TRACED_FIELDS)
+    for name, leaf in zip(TRACED_FIELDS, leaves, strict=True):
+        assert leaf is getattr(c, name)
+
+
+def test_every_field_has_a_kind_a_rule_and_a_doc():
+    docs = attribute_docs(Config)
+    for f in dataclasses.fields(Config):
+        assert f.metadata["kind"] in ("static", "traced"), f.name
+        assert docs.get(f.name, "").strip(), f"Config.{f.name} has no docstring"
+        if f.metadata["kind"] == "traced":
+            assert len(f.metadata["rules"]) == 1, f.name
+        elif f.name != "env":  # env is checked against the registries (a cross-field check)
+            assert f.metadata["rules"], f"Config.{f.name} declares no rule"
+
+
+def test_readme_config_table_is_generated_from_the_fields():
+    readme = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
+    start = readme.index("<!-- config-table:start")
+    start = readme.index("\n", start) + 1
+    end = readme.index("<!-- config-table:end -->")
+    assert readme[start:end] == markdown_table(), (
+        "README config table is stale: regenerate it with purejaxppo.config.markdown_table()"
+    )
+    assert markdown_table().count("\n") == len(dataclasses.fields(Config)) + 2
+
+
+# ---- renamed fields --------------------------------------------------------------------
+
+RENAMED = "Config.kl_target was renamed desired_kl"
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: Config(kl_target=0.01),
+        lambda: Config.from_dict({"kl_target": 0.01}),
+        lambda: Config().replace(kl_target=0.01),
+        lambda: Config.preset("CartPole-v1", kl_target=0.01),
+        lambda: Config.sweep(Config(), kl_target=[0.01, 0.02]),
+    ],
+    ids=["init", "from_dict", "replace", "preset", "sweep"],
+)
+def test_old_name_kl_target_names_the_new_one(build):
+    with raises(TypeError, RENAMED, "target_kl is the early-stopping threshold"):
+        build()
+    with raises(ValueError, RENAMED):  # also a ValueError, like an unknown config key
+        build()
+
+
+def test_new_name_desired_kl_works():
+    assert float(Config(desired_kl=0.02).desired_kl) == pytest.approx(0.02)
+    assert Config.from_dict(Config(desired_kl=0.02).to_dict()).to_dict()["desired_kl"] == 0.02
+
+
+# ---- building a Config constructs no env -----------------------------------------------
+
+
+def test_building_a_config_constructs_no_env(monkeypatch):
+    import gymnax
+
+    import purejaxppo.envs
+    from purejaxppo.envs import brax_adapter, gymnax_adapter
+
+    def built(*args, **kwargs):
+        raise AssertionError("building a Config constructed an env")
+
+    # Every way to an env instance (some of them cached, so patch the entry points).
+    monkeypatch.setattr(purejaxppo.envs, "resolve_env", built, raising=False)
+    monkeypatch.setattr(gymnax_adapter, "resolve_env", built)
+    monkeypatch.setattr(gymnax_adapter, "make_brax_env", built)
+    monkeypatch.setattr(brax_adapter, "make_brax_env", built)
+    monkeypatch.setattr(brax_adapter, "BraxEnv", built)
+    monkeypatch.setattr(gymnax, "make", built)
+    for env in ("Pendulum-v1", "Breakout-MinAtar", "brax/hopper", "brax/swimmer"):
+        Config(env=env).replace(num_envs=8)
+    Config.preset("brax/ant")
+    Config.sweep(Config(env="brax/hopper"), lr=[1e-3, 3e-4])
+    with raises(ValueError, "Config.env='brax/hoper'", "brax/hopper"):
+        Config(env="brax/hoper")  # unknown ids are still refused at once
+
+
+def test_brax_config_does_not_import_brax_or_gymnax():
+    code = (
+        "import sys\n"
+        "from purejaxppo import Config\n"
+        "c = Config.preset('brax/hopper', num_envs=8)\n"
+        "c = Config(env='brax/hopper')\n"
+        "loaded = [m for m in ('brax', 'mujoco', 'gymnax') if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

@@ -290,7 +290,7 @@ def test_fit_takes_options_and_keyword_overrides(run_config):
     )
     assert FitOptions.build(None, out="x").out == "x"
     # Every option has a docstring (the CLI's help text and the docs come from them).
-    from purejaxppo.runner.options import attribute_docs
+    from purejaxppo.config import attribute_docs
 
     assert set(attribute_docs(FitOptions)) == {f for f in FitOptions.__dataclass_fields__}
 

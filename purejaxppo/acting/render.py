@@ -23,8 +23,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from purejaxppo.acting.policy import require_single_config
-from purejaxppo.config import Config, env_options
-from purejaxppo.envs import env_spec, resolve_env
+from purejaxppo.config import Config
+from purejaxppo.core.setup import resolve_config_env
+from purejaxppo.envs import env_spec
 from purejaxppo.envs.brax_adapter import BraxEnv
 
 # Env names gymnax's Visualizer draws (gymnax 1.0.1, visualize/visualizer.py).
@@ -93,7 +94,7 @@ def render_episode(
     ):
         raise ValueError(f"render_episode: max_steps={max_steps!r} must be a positive integer")
     path = Path(path)
-    env, env_params = resolve_env(config.env, config.env_params, **env_options(config))
+    env, env_params = resolve_config_env(config)
     is_brax = isinstance(env, BraxEnv)
     suffix = ".html" if is_brax else ".gif"
     if path.suffix.lower() != suffix:

@@ -1,14 +1,28 @@
-"""Environment adapters: one functional, vectorised API over gymnax-style envs."""
+"""Environment adapters: one functional, vectorised API over gymnax-style envs.
 
-from purejaxppo.envs.gymnax_adapter import (
-    EnvSpec,
-    StepResult,
-    env_spec,
-    reset_envs,
-    resolve_env,
-    split_step_keys,
-    step_envs,
-)
+The names below are plain re-exports, imported on first use (PEP 562 `__getattr__`):
+building a Config checks its env id in `envs.registry` without importing the adapters,
+so naming a Brax env does not import gymnax or brax, and starts no accelerator backend.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_ADAPTER = "purejaxppo.envs.gymnax_adapter"
+_EXPORTS = {
+    name: _ADAPTER
+    for name in (
+        "EnvSpec",
+        "StepResult",
+        "env_spec",
+        "reset_envs",
+        "resolve_env",
+        "split_step_keys",
+        "step_envs",
+    )
+}
 
 __all__ = [
     "EnvSpec",
@@ -19,3 +33,22 @@ __all__ = [
     "split_step_keys",
     "step_envs",
 ]
+
+if TYPE_CHECKING:
+    from purejaxppo.envs.gymnax_adapter import (
+        EnvSpec,
+        StepResult,
+        env_spec,
+        reset_envs,
+        resolve_env,
+        split_step_keys,
+        step_envs,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'purejaxppo.envs' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value

@@ -11,7 +11,6 @@ draws a fresh random initial state for every new episode.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import warnings
 from typing import Any
@@ -22,22 +21,13 @@ from flax import struct
 from gymnax.environments import spaces
 from gymnax.environments.environment import Environment
 
-BRAX_PREFIX = "brax/"
-BRAX_ENVS = (
-    "ant",
-    "halfcheetah",
-    "hopper",
-    "humanoid",
-    "humanoidstandup",
-    "inverted_pendulum",
-    "inverted_double_pendulum",
-    "pusher",
-    "reacher",
-    "swimmer",
-    "walker2d",
+from purejaxppo.envs.registry import (
+    BRAX_ENVS,  # noqa: F401  (re-exported: the list of names lives in the registry)
+    BRAX_PREFIX,
+    GENERALIZED_ONLY,
+    check_brax_id,
 )
-# Envs whose Brax implementation supports only the generalized pipeline.
-_GENERALIZED_ONLY = ("swimmer",)
+
 DEFAULT_EPISODE_LENGTH = 1000
 
 
@@ -62,7 +52,7 @@ class BraxEnv(Environment):
     def __init__(self, name: str, backend: str = "auto", action_repeat: int = 1):
         super().__init__()
         if backend == "auto":
-            backend = "generalized" if name in _GENERALIZED_ONLY else "positional"
+            backend = "generalized" if name in GENERALIZED_ONLY else "positional"
         self.env_name = name
         self.backend = backend
         self.action_repeat = int(action_repeat)
@@ -174,22 +164,6 @@ def _brax_env(name: str, backend: str):
 def make_brax_env(env_id: str, backend: str = "auto", action_repeat: int = 1) -> BraxEnv:
     """The BraxEnv for "brax/<name>"; ValueError naming close matches for unknown names,
     ImportError with the install hint when brax is missing."""
+    check_brax_id(env_id, backend)
     name = env_id[len(BRAX_PREFIX) :]
-    if name not in BRAX_ENVS:
-        close = difflib.get_close_matches(name, BRAX_ENVS, n=3, cutoff=0.5)
-        hint = f"; did you mean {', '.join(BRAX_PREFIX + c for c in close)}?" if close else ""
-        raise ValueError(
-            f"Config.env={env_id!r}: not a Brax environment{hint} (known: {', '.join(BRAX_ENVS)})"
-        )
-    if backend != "auto" and name in _GENERALIZED_ONLY and backend != "generalized":
-        raise ValueError(
-            f"Config.brax_backend={backend!r}: Brax's {name} supports only the "
-            "'generalized' backend (or use 'auto')"
-        )
-    try:
-        import brax  # noqa: F401
-    except ImportError:
-        raise ImportError(
-            f"Config.env={env_id!r} needs Brax: pip install 'purejaxppo[brax]'"
-        ) from None
     return BraxEnv(name, backend, action_repeat)

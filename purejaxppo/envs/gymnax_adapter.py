@@ -8,7 +8,6 @@ at the env boundary only (the learner keeps the unclipped sample).
 
 from __future__ import annotations
 
-import difflib
 import functools
 from typing import Any, NamedTuple
 
@@ -19,7 +18,8 @@ import numpy as np
 from gymnax.environments import spaces
 from gymnax.environments.environment import Environment
 
-from purejaxppo.envs.brax_adapter import BRAX_PREFIX, make_brax_env
+from purejaxppo.envs.brax_adapter import make_brax_env
+from purejaxppo.envs.registry import check_env_id, is_brax_id
 
 
 class EnvSpec(NamedTuple):
@@ -63,33 +63,13 @@ def resolve_env(
     Raises ValueError naming close matches for an unknown id, and for action spaces
     other than Discrete and 1-D Box.
     """
-    is_brax = isinstance(env, str) and env.startswith(BRAX_PREFIX)
-    if action_repeat != 1 and not is_brax:
-        raise ValueError(
-            f"Config.action_repeat={action_repeat}: only Brax envs (env='brax/<name>') "
-            f"support action repeat, not env={env!r}"
-        )
-    if is_brax:
+    check_env_id(env, action_repeat=action_repeat, brax_backend=brax_backend)
+    if is_brax_id(env):
         instance = make_brax_env(env, brax_backend, action_repeat)
         default_params = instance.default_params
     elif isinstance(env, str):
-        if env not in gymnax.registered_envs:
-            close = difflib.get_close_matches(env, gymnax.registered_envs, n=3, cutoff=0.5)
-            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-            raise ValueError(
-                f"Config.env={env!r}: not a registered gymnax environment{hint} "
-                "(or pass a gymnax Environment instance)"
-            )
         instance, default_params = _make_registered(env)
     else:
-        missing = [
-            m for m in ("reset", "step", "action_space", "default_params") if not hasattr(env, m)
-        ]
-        if missing:
-            raise TypeError(
-                f"Config.env={env!r}: must be a gymnax environment id or an object with the "
-                f"gymnax Environment API (missing {', '.join(missing)})"
-            )
         instance, default_params = env, env.default_params
     params = default_params if env_params is None else env_params
     if episode_length is not None:

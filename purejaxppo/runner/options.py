@@ -1,6 +1,6 @@
 """`FitOptions`: every option of the host runner `fit`, declared once.
 
-Each field carries its docstring (read by `attribute_docs`, the CLI's help text) and
+Each field carries its docstring (read by `purejaxppo.config.attribute_docs`: the CLI help) and
 whether a checkpoint saves it (`saved_option_names`): the saved options of a run are
 the defaults of `purejaxppo train --resume`. Validation runs when the options are
 built, before anything compiles; every error names the field, the value and the rule.
@@ -8,33 +8,11 @@ built, before anything compiles; every error names the field, the value and the 
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-import inspect
-import itertools
 import os
-import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
-
-
-def attribute_docs(cls: type) -> dict[str, str]:
-    """{field name: attribute docstring} of a dataclass, read from its source (the
-    string literal right after each annotated field), whitespace collapsed."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    body = tree.body[0].body
-    docs = {}
-    for stmt, nxt in itertools.pairwise(body):
-        if (
-            isinstance(stmt, ast.AnnAssign)
-            and isinstance(stmt.target, ast.Name)
-            and isinstance(nxt, ast.Expr)
-            and isinstance(nxt.value, ast.Constant)
-            and isinstance(nxt.value.value, str)
-        ):
-            docs[stmt.target.id] = " ".join(inspect.cleandoc(nxt.value.value).split())
-    return docs
 
 
 def check_count(name: str, value: Any, low: int, optional: bool = False) -> None:

@@ -1,0 +1,95 @@
+"""Which environments a Config may name, checked without constructing one.
+
+A Config is plain data: building it checks its env id against the registries (gymnax's
+registered ids, the Brax names below, or an object with the gymnax Environment API)
+but never builds the env (for Brax that would load the physics system). The env is
+built later, in `core.setup.make_setup`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.util
+from typing import Any
+
+BRAX_PREFIX = "brax/"
+BRAX_ENVS = (
+    "ant",
+    "halfcheetah",
+    "hopper",
+    "humanoid",
+    "humanoidstandup",
+    "inverted_pendulum",
+    "inverted_double_pendulum",
+    "pusher",
+    "reacher",
+    "swimmer",
+    "walker2d",
+)
+# Envs whose Brax implementation supports only the generalized pipeline.
+GENERALIZED_ONLY = ("swimmer",)
+ENV_API = ("reset", "step", "action_space", "default_params")
+
+
+def is_brax_id(env: Any) -> bool:
+    """Whether `env` is a "brax/<name>" id."""
+    return isinstance(env, str) and env.startswith(BRAX_PREFIX)
+
+
+def check_brax_id(env_id: str, backend: str = "auto") -> None:
+    """Raise unless "brax/<name>" is a known Brax env that supports `backend`: ValueError
+    naming close matches for an unknown name, ImportError with the install hint when
+    brax is not installed (found without importing it)."""
+    name = env_id[len(BRAX_PREFIX) :]
+    if name not in BRAX_ENVS:
+        close = difflib.get_close_matches(name, BRAX_ENVS, n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(BRAX_PREFIX + c for c in close)}?" if close else ""
+        raise ValueError(
+            f"Config.env={env_id!r}: not a Brax environment{hint} (known: {', '.join(BRAX_ENVS)})"
+        )
+    if backend != "auto" and name in GENERALIZED_ONLY and backend != "generalized":
+        raise ValueError(
+            f"Config.brax_backend={backend!r}: Brax's {name} supports only the "
+            "'generalized' backend (or use 'auto')"
+        )
+    if importlib.util.find_spec("brax") is None:
+        raise ImportError(f"Config.env={env_id!r} needs Brax: pip install 'purejaxppo[brax]'")
+
+
+def check_gymnax_id(env_id: str) -> None:
+    """Raise ValueError, naming close matches, unless `env_id` is registered in gymnax."""
+    import gymnax  # the registry is a list of names; nothing is constructed
+
+    if env_id not in gymnax.registered_envs:
+        close = difflib.get_close_matches(env_id, gymnax.registered_envs, n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise ValueError(
+            f"Config.env={env_id!r}: not a registered gymnax environment{hint} "
+            "(or pass a gymnax Environment instance)"
+        )
+
+
+def check_env_api(env: Any) -> None:
+    """Raise TypeError unless `env` has the gymnax Environment API."""
+    missing = [m for m in ENV_API if not hasattr(env, m)]
+    if missing:
+        raise TypeError(
+            f"Config.env={env!r}: must be a gymnax environment id or an object with the "
+            f"gymnax Environment API (missing {', '.join(missing)})"
+        )
+
+
+def check_env_id(env: Any, *, action_repeat: int = 1, brax_backend: str = "auto") -> None:
+    """Raise unless `env` names an environment we can build with these options: a
+    registered gymnax id, "brax/<name>" or an Environment instance. Constructs nothing."""
+    if action_repeat != 1 and not is_brax_id(env):
+        raise ValueError(
+            f"Config.action_repeat={action_repeat}: only Brax envs (env='brax/<name>') "
+            f"support action repeat, not env={env!r}"
+        )
+    if is_brax_id(env):
+        check_brax_id(env, brax_backend)
+    elif isinstance(env, str):
+        check_gymnax_id(env)
+    else:
+        check_env_api(env)
