@@ -4,6 +4,10 @@ observation, action repeat, and a learning check on brax/inverted_pendulum."""
 from __future__ import annotations
 
 import importlib
+import os
+import subprocess
+import sys
+import textwrap
 
 import jax
 import jax.numpy as jnp
@@ -150,3 +154,29 @@ def test_every_brax_env_resets_and_steps(name):
     out = jax.eval_shape(one_step, keys)
     assert out.obs.shape == out.final_obs.shape == (2, setup.spec.obs_dim)
     assert out.reward.shape == out.terminated.shape == out.truncated.shape == (2,)
+
+
+def test_an_env_first_built_while_train_is_traced_works_outside_the_trace():
+    # A Config does not build its env, so in a fresh process the first build (cached
+    # for the process) happens inside the trace of `train`. The cached env must hold
+    # concrete arrays: using it eagerly afterwards (evaluate, render) must not meet a
+    # leaked tracer. Fresh interpreter, because this session's cache is already warm.
+    script = textwrap.dedent(
+        """
+        import jax
+        import purejaxppo
+        from purejaxppo.core.setup import make_setup
+        config = purejaxppo.Config(env="brax/inverted_pendulum", num_envs=2, num_steps=4,
+                                   num_minibatches=1, update_epochs=1, total_timesteps=8)
+        jax.eval_shape(purejaxppo.train, config, jax.random.key(0))  # traces, builds the env
+        setup = make_setup(config)
+        state = setup.env.reset(jax.random.key(1), setup.env_params)[1]
+        print("ok", jax.tree.leaves(state)[0].shape)
+        """
+    )
+    env = dict(os.environ, PUREJAXPPO_COMPILE_CACHE="0")
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.splitlines()[-1].startswith("ok")

@@ -101,21 +101,24 @@ def test_loaded_policy_jits(pendulum_out, tmp_path):
 
 
 def test_loading_never_builds_the_env(small_config, small_out, tmp_path, monkeypatch):
-    # purejaxppo/__init__ imports the training module, so "purejaxppo.train not in
+    # The training modules may already be loaded in this session, so "not in
     # sys.modules" cannot be checked; instead the ways to build the env's setup and spec
-    # raise. (Config validation still resolves the env id: Config.__post_init__.)
+    # raise. (Config validation only checks the env id against the registry.)
     path = save_policy(tmp_path / "cartpole", small_config, small_out.state)
 
     def forbidden(*args, **kwargs):
         raise AssertionError("load_policy must not build the environment")
 
     train = importlib.import_module("purejaxppo.core.train")
+    setup = importlib.import_module("purejaxppo.core.setup")
     envs = importlib.import_module("purejaxppo.envs")
     adapter = importlib.import_module("purejaxppo.envs.gymnax_adapter")
     policy_module = importlib.import_module("purejaxppo.acting.policy")
     for module, name in [
         (train, "make_setup"),
-        (train, "env_spec"),
+        (setup, "make_setup"),
+        (setup, "env_spec"),
+        (setup, "resolve_env"),
         (train, "reset_envs"),
         (policy_module, "make_setup"),
         (envs, "env_spec"),

@@ -11,19 +11,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _ADAPTER = "purejaxppo.envs.gymnax_adapter"
-_EXPORTS = {
-    name: _ADAPTER
-    for name in (
-        "EnvSpec",
-        "StepResult",
-        "env_spec",
-        "reset_envs",
-        "resolve_env",
-        "split_step_keys",
-        "step_envs",
-    )
-}
-
 __all__ = [
     "EnvSpec",
     "StepResult",
@@ -33,6 +20,7 @@ __all__ = [
     "split_step_keys",
     "step_envs",
 ]
+_EXPORTS = dict.fromkeys(__all__, _ADAPTER)  # every public name comes from the gymnax adapter
 
 if TYPE_CHECKING:
     from purejaxppo.envs.gymnax_adapter import (

@@ -154,7 +154,10 @@ def _brax_env(name: str, backend: str):
 
     _patch_brax_fluid_clip()
 
-    with warnings.catch_warnings():
+    # The env is cached for the process, and the first call may come while `train` is
+    # being traced (a Config no longer builds its env): its system arrays must be
+    # concrete, never tracers that would leak out of that trace.
+    with warnings.catch_warnings(), jax.ensure_compile_time_eval():
         # Brax warns on every model load that its own pipelines are unmaintained.
         warnings.simplefilter("ignore", UserWarning)
         return brax_envs.get_environment(name, backend=backend)

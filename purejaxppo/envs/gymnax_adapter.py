@@ -46,7 +46,10 @@ class StepResult(NamedTuple):
 
 @functools.cache
 def _make_registered(name: str):
-    return gymnax.make(name)
+    # Cached for the process and possibly first built while `train` is traced: any
+    # array the constructor makes must be concrete, not a tracer of that trace.
+    with jax.ensure_compile_time_eval():
+        return gymnax.make(name)
 
 
 def resolve_env(
