@@ -311,6 +311,38 @@ def test_checkpoints_save_the_fit_options_and_resume_from_them(two_seed_run):
     assert {k: getattr(given, k) for k in defaults} == defaults
 
 
+def test_a_stop_right_after_a_checkpoint_gathers_on_no_process():
+    # Process 1 of a multi-process run has no checkpointer, so it never sees the path
+    # process 0 wrote; it must still know a save just happened, or it would start the
+    # (collective) gather of the state alone after a callback's stop.
+    from types import SimpleNamespace
+
+    from purejaxppo.runner.hooks import CheckpointHook
+    from purejaxppo.runner.run import ChunkEvent
+
+    gathers = []
+    program = SimpleNamespace(agree=lambda flag: flag, host_state=gathers.append)
+    run = SimpleNamespace(
+        options=FitOptions(checkpoint_every=2), num_updates=8, program=program,
+        state="state", checkpointer=None,
+    )  # fmt: skip
+    hook = CheckpointHook(say=print)
+    hook.on_start(run)
+    for first, gathered in ((1, 1), (3, 2)):  # update 2: due; update 4: due
+        event = ChunkEvent(first, first, 2, 0.0, {}, True, stop=True)
+        hook.on_chunk(run, event)
+        hook.on_stop(run, event)
+        assert len(gathers) == gathered  # one gather per chunk, never a second one
+    hook = CheckpointHook(say=print)
+    run.options = FitOptions(checkpoint_every=4)
+    hook.on_start(run)
+    event = ChunkEvent(1, 1, 2, 0.0, {}, True, stop=True)  # update 2: not due
+    hook.on_chunk(run, event)
+    assert len(gathers) == 2
+    hook.on_stop(run, event)  # the stop's own save: every process gathers
+    assert len(gathers) == 3
+
+
 _KILLED_RUN = textwrap.dedent(
     """
     import sys, time

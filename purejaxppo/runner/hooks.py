@@ -128,6 +128,7 @@ class CheckpointHook(Hook):
     def __init__(self, say: Callable[[str], None]):
         self.say = say
         self.last_save = 0.0
+        self.saved_update = -1  # the update of the last save, the same on every process
 
     def on_start(self, run: Run) -> None:
         self.last_save = time.perf_counter()
@@ -141,6 +142,7 @@ class CheckpointHook(Hook):
 
     def _save(self, run: Run, event: ChunkEvent) -> None:
         host = run.program.host_state(run.state)
+        self.saved_update = event.done
         if run.checkpointer is not None:
             event.checkpoint = run.save(event.done, host)
             self.last_save = time.perf_counter()
@@ -151,7 +153,8 @@ class CheckpointHook(Hook):
             self._save(run, event)
 
     def on_stop(self, run: Run, event: ChunkEvent) -> None:
-        if event.checkpoint is None:
+        # Not event.checkpoint: only process 0 writes one, but all must join the gather.
+        if self.saved_update != event.done:
             self._save(run, event)
             if event.checkpoint is not None:
                 where = f"checkpoint {event.checkpoint}"
