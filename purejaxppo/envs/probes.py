@@ -12,6 +12,14 @@ of the algorithm, and the first probe that fails points at the bug:
                                 (V = 1 / (1 - gamma), not the truncated return)
     ContinuousTargetAction      the Gaussian policy (mode -> target) and action
                                 clipping at the env boundary
+    MaskedActions               action masking: illegal actions pay most (10), so
+                                only a masked policy picks the best legal one
+    MultiDiscreteTarget         the MultiDiscrete policy: one categorical head per
+                                sub-action, each with its own target (optimum 1)
+    PrivilegedReward            an asymmetric critic: the return (V = s) is in
+                                obs["privileged_state"], absent from obs["state"]
+    PixelActionReward           the image (CNN) path: uint8 pixels, the rewarded
+                                action is the stripe holding the bright block
 
 Usage::
 
@@ -22,8 +30,11 @@ Usage::
     setup = make_setup(config)
     setup.network.apply(out.state.params, jnp.zeros((1, 1)), method="value")  # ~ 10
 
-All observations are float32 vectors; all probes follow the gymnax >= 1.0 API
-(`step` returns terminated and truncated separately, with the pre-reset
+Observations are float32 vectors, except MaskedActions and PrivilegedReward (dicts
+of arrays, see their docstrings) and PixelActionReward (a uint8 image [size, size,
+channels]). MultiDiscreteTarget takes int32 [K] actions from a
+`purejaxppo.envs.spaces.MultiDiscrete` action space. All probes follow the gymnax
+>= 1.0 API (`step` returns terminated and truncated separately, with the pre-reset
 observation in `info["final_observation"]`). Instances with the same arguments
 compare equal and hash alike, so a Config holding a fresh instance reuses the
 compiled program of an earlier one.
@@ -39,14 +50,21 @@ import jax.numpy as jnp
 from flax import struct
 from gymnax.environments import environment, spaces
 
+from purejaxppo.envs.spaces import MultiDiscrete
+
 __all__ = [
     "ActionDependentReward",
     "ConstantReward",
     "ConstantRewardTimeLimit",
     "ContinuousTargetAction",
+    "MaskedActions",
+    "MultiDiscreteTarget",
     "ObservationDependentReward",
+    "PixelActionReward",
+    "PrivilegedReward",
     "ProbeParams",
     "ProbeState",
+    "TreeProbeState",
     "TwoStepDiscount",
 ]
 
@@ -56,6 +74,15 @@ class ProbeState(environment.EnvState):
     """The current observation and the step count within the episode."""
 
     obs: jax.Array
+    time: jax.Array
+
+
+@struct.dataclass
+class TreeProbeState(environment.EnvState):
+    """Like ProbeState, but `obs` is kept as the env built it: a dict of arrays or a
+    uint8 image, not cast to float32."""
+
+    obs: Any
     time: jax.Array
 
 
@@ -111,6 +138,19 @@ class _Probe(environment.Environment[ProbeState, ProbeParams]):
     ) -> tuple[jax.Array, ProbeState, jax.Array, jax.Array, dict[str, Any]]:
         obs = jnp.asarray(obs, jnp.float32)
         new_state = ProbeState(obs=obs, time=state.time + 1)
+        return obs, new_state, jnp.asarray(reward, jnp.float32), jnp.asarray(terminated), {}
+
+    def _start_tree(self, obs: Any) -> tuple[Any, TreeProbeState]:
+        """`_start` for dict or uint8 observations: the dtypes are kept."""
+        obs = jax.tree.map(jnp.asarray, obs)
+        return obs, TreeProbeState(obs=obs, time=jnp.zeros((), jnp.int32))
+
+    def _next_tree(
+        self, state: TreeProbeState, obs: Any, reward: jax.Array, terminated: jax.Array
+    ) -> tuple[Any, TreeProbeState, jax.Array, jax.Array, dict[str, Any]]:
+        """`_next` for dict or uint8 observations: the dtypes are kept."""
+        obs = jax.tree.map(jnp.asarray, obs)
+        new_state = TreeProbeState(obs=obs, time=state.time + 1)
         return obs, new_state, jnp.asarray(reward, jnp.float32), jnp.asarray(terminated), {}
 
 
@@ -233,3 +273,190 @@ class ContinuousTargetAction(_Probe):
         action = jnp.asarray(action, jnp.float32).reshape(1)
         reward = -jnp.sum((action - self.target) ** 2)
         return self._next(state, action, reward, True)
+
+
+class MaskedActions(_Probe):
+    """Observation {"observation": float32 [num_actions], "action_mask": bool
+    [num_actions]}: a random legal-action mask, drawn at reset with at least 2 legal
+    and at least 1 illegal action, and "observation" the same mask as float32.
+    One-step episodes.
+
+    An illegal action pays 10 (the trap: it would pay most); a legal action `a` pays
+    (a + 1) / num_actions. Correct policy (with masking): the highest-index legal
+    action, `best_action(obs)`. An unmasked policy drifts to the illegal actions.
+    """
+
+    def __init__(self, num_actions: int = 6):
+        super().__init__()
+        if int(num_actions) < 3:
+            raise ValueError(
+                f"MaskedActions: num_actions must be >= 3 (2 legal + 1 illegal), "
+                f"got {num_actions!r}"
+            )
+        self.obs_dim = int(num_actions)
+        self._num_actions = int(num_actions)
+
+    def observation_space(self, params: ProbeParams) -> spaces.Dict:
+        n = self._num_actions
+        return spaces.Dict(
+            {
+                "observation": spaces.Box(0.0, 1.0, (n,), jnp.float32),
+                "action_mask": spaces.Box(0, 1, (n,), jnp.bool_),
+            }
+        )
+
+    def _mask(self, key: jax.Array) -> jax.Array:
+        """Each action legal with probability 1/2; a draw with < 2 legal or no illegal
+        action is fixed up from the same key (a random permutation p: p[0] and p[1]
+        made legal, p[2] illegal)."""
+        n = self._num_actions
+        key_draw, key_perm = jax.random.split(key)
+        mask = jax.random.bernoulli(key_draw, 0.5, (n,))
+        order = jax.random.permutation(key_perm, n)
+        fixed = mask.at[order[:2]].set(True).at[order[2]].set(False)
+        legal = jnp.sum(mask)
+        return jnp.where((legal < 2) | (legal == n), fixed, mask)
+
+    def best_action(self, obs: dict[str, jax.Array]) -> jax.Array:
+        """The highest legal index (int32), the optimal action; also batched
+        ([..., num_actions] masks give [...] actions)."""
+        mask = jnp.asarray(obs["action_mask"], jnp.bool_)
+        index = jnp.arange(mask.shape[-1], dtype=jnp.int32)
+        return jnp.max(jnp.where(mask, index, -1), axis=-1)
+
+    def reset_env(self, key: jax.Array, params: ProbeParams) -> tuple[Any, TreeProbeState]:
+        mask = self._mask(key)
+        return self._start_tree({"observation": mask.astype(jnp.float32), "action_mask": mask})
+
+    def step_env(self, key, state, action, params):
+        action = jnp.asarray(action).reshape(()).astype(jnp.int32)
+        legal = state.obs["action_mask"][action]
+        reward = jnp.where(legal, (action + 1) / self._num_actions, 10.0)
+        return self._next_tree(state, state.obs, reward, True)
+
+
+class MultiDiscreteTarget(_Probe):
+    """Observation float32 zeros [1]; a MultiDiscrete(nvec) action, int [K];
+    one-step episodes.
+
+    Sub-action k has its own target, `targets[k] = (k + 1) % nvec[k]`; the reward
+    is the fraction of sub-actions on target, mean_k(action[k] == targets[k]), so
+    the optimum is 1 and each wrong sub-action costs 1/K. Tests a policy with one
+    categorical head per sub-action (a single Categorical cannot express it).
+    """
+
+    def __init__(self, nvec: tuple[int, ...] = (3, 4, 5)):
+        super().__init__()
+        self.nvec = MultiDiscrete(nvec).nvec  # validated tuple of python ints
+
+    @property
+    def targets(self) -> tuple[int, ...]:
+        return tuple((k + 1) % n for k, n in enumerate(self.nvec))
+
+    @property
+    def num_actions(self) -> int:
+        """The total number of logits over all heads, sum(nvec)."""
+        return sum(self.nvec)
+
+    def action_space(self, params: ProbeParams | None = None) -> MultiDiscrete:
+        return MultiDiscrete(self.nvec)
+
+    def reset_env(self, key: jax.Array, params: ProbeParams) -> tuple[jax.Array, ProbeState]:
+        return self._start(jnp.zeros(1))
+
+    def step_env(self, key, state, action, params):
+        action = jnp.asarray(action).reshape(len(self.nvec))
+        hits = action == jnp.asarray(self.targets, action.dtype)
+        return self._next(state, state.obs, jnp.mean(hits.astype(jnp.float32)), True)
+
+
+class PrivilegedReward(_Probe):
+    """Observation {"state": float32 [2] of standard-normal noise, "privileged_state":
+    float32 [1] holding a random sign s in {-1, +1}}; Discrete(2) actions that do
+    not matter; reward s; one-step episodes.
+
+    Correct values: a critic that reads "privileged_state" predicts the return
+    exactly (V = s); one that reads only "state" can do no better than V = 0. Tests
+    the asymmetric (privileged) critic's input routing.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._num_actions = 2
+
+    def observation_space(self, params: ProbeParams) -> spaces.Dict:
+        return spaces.Dict(
+            {
+                "state": spaces.Box(-jnp.inf, jnp.inf, (2,), jnp.float32),
+                "privileged_state": spaces.Box(-1.0, 1.0, (1,), jnp.float32),
+            }
+        )
+
+    def reset_env(self, key: jax.Array, params: ProbeParams) -> tuple[Any, TreeProbeState]:
+        key_noise, key_sign = jax.random.split(key)
+        sign = jnp.where(jax.random.bernoulli(key_sign), 1.0, -1.0).astype(jnp.float32)
+        noise = jax.random.normal(key_noise, (2,), jnp.float32)
+        return self._start_tree({"state": noise, "privileged_state": sign[None]})
+
+    def step_env(self, key, state, action, params):
+        return self._next_tree(state, state.obs, state.obs["privileged_state"][0], True)
+
+
+class PixelActionReward(_Probe):
+    """Observation a uint8 image [size, size, channels], 0 except for a block of 255s
+    in one of `num_actions` vertical stripes; reward 1 if the action is that
+    stripe's index, else 0; one-step episodes.
+
+    Stripe k spans columns [k * size // num_actions, (k + 1) * size // num_actions);
+    the block fills the stripe's width and `size // num_actions` rows starting at a
+    random row. The stripe is drawn at reset. Correct policy: the stripe index, V = 1
+    under it. Tests the image path (uint8 input, scaling, a CNN torso).
+    """
+
+    def __init__(self, size: int = 10, channels: int = 1, num_actions: int = 2):
+        super().__init__()
+        self.size = int(size)
+        self.channels = int(channels)
+        self._num_actions = int(num_actions)
+        if self._num_actions < 1 or self.channels < 1:
+            raise ValueError(
+                f"PixelActionReward: num_actions and channels must be >= 1, got "
+                f"num_actions={num_actions!r}, channels={channels!r}"
+            )
+        if self.size < self._num_actions:
+            raise ValueError(
+                f"PixelActionReward: size must be >= num_actions (one column per stripe "
+                f"at least), got size={size!r}, num_actions={num_actions!r}"
+            )
+
+    def observation_space(self, params: ProbeParams) -> spaces.Box:
+        return spaces.Box(0, 255, (self.size, self.size, self.channels), jnp.uint8)
+
+    def stripe_bounds(self, stripe: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """The columns [low, high) of stripe `stripe`."""
+        stripe = jnp.asarray(stripe, jnp.int32)
+        n = self._num_actions
+        return stripe * self.size // n, (stripe + 1) * self.size // n
+
+    def stripe_of(self, obs: jax.Array) -> jax.Array:
+        """The index of the stripe holding the block of one image (int32)."""
+        column = jnp.argmax(jnp.any(obs > 0, axis=(0, 2)))
+        lows = jnp.arange(self._num_actions, dtype=jnp.int32) * self.size // self._num_actions
+        return jnp.sum(column >= lows).astype(jnp.int32) - 1
+
+    def reset_env(self, key: jax.Array, params: ProbeParams) -> tuple[jax.Array, TreeProbeState]:
+        key_stripe, key_row = jax.random.split(key)
+        stripe = jax.random.randint(key_stripe, (), 0, self._num_actions)
+        height = self.size // self._num_actions
+        row = jax.random.randint(key_row, (), 0, self.size - height + 1)
+        low, high = self.stripe_bounds(stripe)
+        rows = jnp.arange(self.size)[:, None]
+        cols = jnp.arange(self.size)[None, :]
+        block = (rows >= row) & (rows < row + height) & (cols >= low) & (cols < high)
+        image = jnp.where(block, 255, 0).astype(jnp.uint8)
+        image = jnp.broadcast_to(image[:, :, None], (self.size, self.size, self.channels))
+        return self._start_tree(image)
+
+    def step_env(self, key, state, action, params):
+        correct = jnp.asarray(action).reshape(()) == self.stripe_of(state.obs)
+        return self._next_tree(state, state.obs, jnp.where(correct, 1.0, 0.0), True)
