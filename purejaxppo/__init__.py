@@ -33,6 +33,7 @@ _EXPORTS = {
     "TrainState": "purejaxppo.core.types",
     "Transition": "purejaxppo.core.types",
     "Categorical": "purejaxppo.nn.distributions",
+    "MultiCategorical": "purejaxppo.nn.distributions",
     "DiagGaussian": "purejaxppo.nn.distributions",
     "TanhGaussian": "purejaxppo.nn.distributions",
     "ActorCritic": "purejaxppo.nn.networks",
@@ -48,6 +49,7 @@ _EXPORTS = {
     "EvalHistory": "purejaxppo.runner.fit",
     "FitResult": "purejaxppo.runner.fit",
     "NonFiniteError": "purejaxppo.runner.fit",
+    "InvalidMaskError": "purejaxppo.runner.results",
     "fit": "purejaxppo.runner.fit",
     "FitOptions": "purejaxppo.runner.options",
     "CheckpointError": "purejaxppo.io.checkpoints",
@@ -68,6 +70,8 @@ __all__ = [
     "EvalResult",
     "FitOptions",
     "FitResult",
+    "InvalidMaskError",
+    "MultiCategorical",
     "NonFiniteError",
     "Policy",
     "RunningStats",
@@ -102,10 +106,16 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from purejaxppo.core.types import TrainOutput, TrainState, Transition
     from purejaxppo.io.cache import enable_compile_cache
     from purejaxppo.io.checkpoints import CheckpointError
-    from purejaxppo.nn.distributions import Categorical, DiagGaussian, TanhGaussian
+    from purejaxppo.nn.distributions import (
+        Categorical,
+        DiagGaussian,
+        MultiCategorical,
+        TanhGaussian,
+    )
     from purejaxppo.nn.networks import ActorCritic
     from purejaxppo.runner.fit import ChunkReport, EvalHistory, FitResult, NonFiniteError, fit
     from purejaxppo.runner.options import FitOptions
+    from purejaxppo.runner.results import InvalidMaskError
     from purejaxppo.scale import distributed
     from purejaxppo.scale.mesh import train_many, train_sharded
 

@@ -34,6 +34,7 @@ LR_SCHEDULES = ("constant", "linear", "adaptive_kl")
 CLIP_SCHEDULES = ("constant", "linear")
 ADVANTAGE_NORMS = ("minibatch", "batch", "off")
 CONTINUOUS_DISTS = ("gaussian", "tanh_gaussian")
+IMAGE_ENCODERS = ("cnn", "flatten")
 BRAX_BACKENDS = ("auto", "positional", "generalized", "spring", "mjx")
 
 # Old field name -> (new name, why). Refused with an error that names the new one.
@@ -111,6 +112,13 @@ def _is_hashable(v: Any) -> bool:
     return True
 
 
+def _is_obs_keys(v: Any) -> bool:
+    if v is None or isinstance(v, str):
+        return True
+    return isinstance(v, tuple) and len(v) > 0 and all(isinstance(k, str) for k in v)
+
+
+OBS_KEYS = Rule("must be None, a key (str) or a non-empty tuple of keys", _is_obs_keys, TypeError)
 POSITIVE_INT = Rule("must be a positive integer", lambda v: _is_int(v) and v > 0)
 WHOLE_TIMESTEPS = Rule(
     "must be a positive whole number (5e5 is accepted)", lambda v: _is_int(v) and v > 0
@@ -217,6 +225,25 @@ class Config:
     """Hidden activation: one of tanh, relu, gelu, silu, elu, leaky_relu."""
     shared_torso: bool = static(False, SWITCH)
     """One torso with a policy head and a value head, instead of two separate MLPs."""
+    image_encoder: str = static("cnn", one_of(IMAGE_ENCODERS))
+    """Observation leaves of rank 3 ([H, W, C] images): "cnn" encodes them with a CNN
+    (uint8 pixels scaled by 1/255, never normalised) before the torso; "flatten" feeds
+    them to the MLP as vectors, like the old MinAtar baselines."""
+    cnn_channels: tuple[int, ...] | None = static(None, OPTIONAL_WIDTHS, convert=list_to_tuple)
+    """Output channels of the CNN's conv layers (ReLU, VALID padding). None picks by
+    image size: (16,) with 3x3 stride 1 below 32 pixels (MinAtar's network), else the
+    Nature-DQN (32, 64, 64) with kernels (8, 4, 3) and strides (4, 2, 1)."""
+    cnn_kernels: tuple[int, ...] | None = static(None, OPTIONAL_WIDTHS, convert=list_to_tuple)
+    """Square kernel size per conv layer (needs cnn_channels); None: 3 for each."""
+    cnn_strides: tuple[int, ...] | None = static(None, OPTIONAL_WIDTHS, convert=list_to_tuple)
+    """Stride per conv layer (needs cnn_channels); None: 1 for each."""
+    policy_obs_key: str | tuple[str, ...] | None = static(None, OBS_KEYS, convert=list_to_tuple)
+    """Dict observations: the key (or tuple of keys) the policy reads; None reads every
+    key but "action_mask" (Brax's policy_obs_key). Exported policies need only these."""
+    value_obs_key: str | tuple[str, ...] | None = static(None, OBS_KEYS, convert=list_to_tuple)
+    """Dict observations: the key(s) the critic reads, e.g. a privileged state the
+    policy never sees (asymmetric actor-critic; Brax's value_obs_key); None: every key
+    but "action_mask"."""
 
     # ---- static: switches ----------------------------------------------------------
     objective: str = static("clip", one_of(OBJECTIVES))
@@ -607,6 +634,36 @@ def critic_widths_need_separate_torsos(c: Config) -> None:
         )
 
 
+def cnn_layers_agree(c: Config) -> None:
+    for name in ("cnn_kernels", "cnn_strides"):
+        value = getattr(c, name)
+        if value is None:
+            continue
+        if c.cnn_channels is None:
+            raise ValueError(
+                f"Config.{name}={value!r}: needs cnn_channels (the layers it describes); "
+                "with cnn_channels=None the CNN is chosen by image size"
+            )
+        if len(value) != len(c.cnn_channels):
+            raise ValueError(
+                f"Config.{name}={value!r}: must have one entry per conv layer, "
+                f"cnn_channels={c.cnn_channels!r} has {len(c.cnn_channels)}"
+            )
+
+
+def shared_torso_reads_one_input(c: Config) -> None:
+    if c.shared_torso and _as_keys(c.policy_obs_key) != _as_keys(c.value_obs_key):
+        raise ValueError(
+            f"Config.value_obs_key={c.value_obs_key!r}: differs from policy_obs_key="
+            f"{c.policy_obs_key!r}, which needs separate torsos (shared_torso=False); a "
+            "shared torso would feed the critic's inputs to the policy"
+        )
+
+
+def _as_keys(v: Any) -> tuple[str, ...] | None:
+    return (v,) if isinstance(v, str) else v
+
+
 def _host_values(*values) -> bool:
     return not any(isinstance(v, jax.core.Tracer) for v in values)
 
@@ -639,6 +696,8 @@ CROSS_FIELD_CHECKS: tuple[Callable[[Config], None], ...] = (
     minibatches_divide_batch,
     at_least_one_batch,
     critic_widths_need_separate_torsos,
+    cnn_layers_agree,
+    shared_torso_reads_one_input,
     lr_min_at_most_lr_max,
     adaptive_lr_within_bounds,
     env_registered,

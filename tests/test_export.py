@@ -17,6 +17,7 @@ from helpers import SMALL, assert_trees_equal
 import purejaxppo
 from purejaxppo import Config
 from purejaxppo.acting.export import POLICY_ARRAYS, POLICY_JSON, Policy, load_policy, save_policy
+from purejaxppo.core.setup import make_setup
 from purejaxppo.envs import EnvSpec
 
 PENDULUM = Config(env="Pendulum-v1", normalize_obs=True, continuous_dist="gaussian", **SMALL)
@@ -56,13 +57,18 @@ def test_cartpole_policy_round_trip(small_config, small_out, tmp_path):
         "action_dim": 2,
         "action_low": None,
         "action_high": None,
+        "obs_leaves": [
+            {"key": None, "shape": [4], "dtype": "float32", "kind": "vector", "env_shape": [4]}
+        ],
+        "action_nvec": None,
     }
     _assert_same_actions(small_config, state, path, state.obs)
 
     policy = load_policy(path)
     assert isinstance(policy, Policy)
     assert policy.config.to_dict() == small_config.to_dict()
-    assert policy.spec == EnvSpec(4, True, 2, None, None, (4,))
+    assert policy.spec == make_setup(small_config).spec
+    assert policy.spec.leaves == EnvSpec(4, True, 2, None, None, (4,)).leaves  # one vector
     assert_trees_equal(policy.params, state.params)
     assert_trees_equal(policy.obs_stats, state.obs_stats)
 

@@ -17,6 +17,7 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
         "brax_continuous.ipynb",
         "ablations.ipynb",
         "multi_device.ipynb",
+        "spaces.ipynb",
     ],
 )
 def test_notebook_runs_small(name, monkeypatch):

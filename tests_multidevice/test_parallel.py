@@ -158,3 +158,33 @@ def test_repeated_calls_reuse_the_compiled_program(small_config, dp_mesh):
     train_sharded(small_config, jax.random.key(9), dp_mesh)
     after = parallel._sharded_program.cache_info()
     assert after.hits == before.hits + 1 and after.misses == before.misses
+
+
+def test_dict_observations_and_masks_shard_like_any_observation(small_config, dp_mesh, devices):
+    """Dict observations (per-key statistics merged over the shards) and masked actions:
+    data-parallel over 4 devices equals the named vmap, and train_many over devices
+    equals a loop of train."""
+    config = small_config.replace(env="probe/MaskedActions", normalize_obs=True)
+    sharded = host(train_sharded(config, jax.random.key(1), dp_mesh))
+    local = host(
+        jax.jit(
+            jax.vmap(
+                lambda c, k: train(c, k, axis_name="dp"),
+                in_axes=(None, None),
+                axis_name="dp",
+                axis_size=4,
+            )
+        )(config, jax.random.key(1))
+    )
+    first = jax.tree.map(lambda x: x[0], local)
+    assert set(sharded.state.obs_stats) == {"observation"}
+    assert_close(sharded.state.params, first.state.params)
+    assert_close(sharded.state.obs_stats, first.state.obs_stats)
+    assert_close(sharded.metrics, first.metrics)
+    mask = np.asarray(sharded.state.obs["action_mask"])
+    np.testing.assert_array_equal(mask, local.state.obs["action_mask"].reshape(mask.shape))
+    runs = jax.make_mesh((4,), ("runs",), devices=devices)
+    keys = jax.random.split(jax.random.key(2), 4)
+    many = host(train_many(Config.sweep(config, lr=[1e-3, 2e-3, 3e-3, 4e-3]), keys, mesh=runs))
+    single = jax.jit(train)(config.replace(lr=3e-3), keys[2])
+    assert_close(jax.tree.map(lambda x: x[2], many.metrics), single.metrics)

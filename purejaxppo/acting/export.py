@@ -31,8 +31,10 @@ from flax import serialization
 from purejaxppo.acting.policy import policy_from_spec
 from purejaxppo.config import Config
 from purejaxppo.core.normalize import RunningStats
+from purejaxppo.core.observations import ObsStats, init_obs_stats
 from purejaxppo.core.types import TrainOutput, TrainState
 from purejaxppo.envs import EnvSpec
+from purejaxppo.envs.spec import ObsLeaf
 from purejaxppo.nn.networks import init_params, make_network
 
 FORMAT_VERSION = 1
@@ -51,7 +53,7 @@ class Policy:
     config: Config
     spec: EnvSpec
     params: Any = dataclasses.field(repr=False)
-    obs_stats: RunningStats = dataclasses.field(repr=False)
+    obs_stats: ObsStats = dataclasses.field(repr=False)
     deterministic: bool = False
     _act: Callable[..., jax.Array] = dataclasses.field(init=False, repr=False)
 
@@ -100,7 +102,7 @@ def save_policy(path: str | os.PathLike, config: Config, state: TrainState) -> P
     }
     arrays = {
         "params": jax.tree.map(np.asarray, state.params),
-        "obs_stats": {k: np.asarray(v) for k, v in state.obs_stats._asdict().items()},
+        "obs_stats": _stats_to_dict(state.obs_stats),
     }
     _write_dir_atomically(
         path,
@@ -167,7 +169,7 @@ def load_policy(path: str | os.PathLike, deterministic: bool = False) -> Policy:
     try:
         arrays = serialization.msgpack_restore(arrays_path.read_bytes())
         params = jax.tree.map(np.asarray, arrays["params"])
-        obs_stats = RunningStats(**{k: np.asarray(v) for k, v in arrays["obs_stats"].items()})
+        obs_stats = _stats_from_dict(spec, arrays["obs_stats"])
     except Exception as e:  # msgpack raises several unrelated types for corrupt input
         raise ValueError(f"load_policy: {arrays_path} is not readable policy arrays ({e})") from e
     _check_arrays(config, spec, params, obs_stats, f"load_policy: {arrays_path}")
@@ -192,8 +194,25 @@ def _check_single(config: Config, state: TrainState) -> None:
         )
 
 
+def _stats_to_dict(stats: ObsStats) -> dict[str, Any]:
+    """{mean, var, count} for one vector's statistics; {key: {mean, var, count}} per key."""
+    if isinstance(stats, RunningStats):
+        return {k: np.asarray(v) for k, v in stats._asdict().items()}
+    return {key: _stats_to_dict(s) for key, s in stats.items()}
+
+
+def _stats_from_dict(spec: EnvSpec, data: dict[str, Any]) -> ObsStats:
+    """The statistics `_stats_to_dict` wrote, in the structure `spec` implies."""
+    template = init_obs_stats(spec)
+    if isinstance(template, RunningStats):
+        return RunningStats(**{k: np.asarray(v) for k, v in data.items()})
+    return {
+        key: RunningStats(**{k: np.asarray(v) for k, v in data[key].items()}) for key in template
+    }
+
+
 def _check_arrays(
-    config: Config, spec: EnvSpec, params: Any, obs_stats: RunningStats, what: str
+    config: Config, spec: EnvSpec, params: Any, obs_stats: ObsStats, what: str
 ) -> None:
     """Raise ValueError unless params and obs_stats have the structure, shapes and dtypes
     of the network that config and spec describe (checked without FLOPs)."""
@@ -210,12 +229,13 @@ def _check_arrays(
             f"{what}: the parameters do not fit the network of the config "
             f"(expected {shapes(expected)}, got {shapes(params)})"
         )
-    got_stats = [(tuple(np.shape(x)), np.dtype(x.dtype).name) for x in obs_stats]
-    want_stats = [((spec.obs_dim,), "float32"), ((spec.obs_dim,), "float32"), ((), "float32")]
-    if got_stats != want_stats:
+    want = init_obs_stats(spec)
+    if jax.tree.structure(obs_stats) != jax.tree.structure(want) or shapes(obs_stats) != shapes(
+        want
+    ):
         raise ValueError(
-            f"{what}: obs_stats (mean, var, count) have shapes and dtypes {got_stats}; "
-            f"the env's observations need {want_stats}"
+            f"{what}: obs_stats (mean, var, count) have shapes and dtypes {shapes(obs_stats)}; "
+            f"the env's observations need {shapes(want)}"
         )
 
 
@@ -230,6 +250,17 @@ def _spec_to_dict(spec: EnvSpec) -> dict[str, Any]:
         "action_dim": int(spec.action_dim),
         "action_low": bounds(spec.action_low),
         "action_high": bounds(spec.action_high),
+        "obs_leaves": [
+            {
+                "key": leaf.key,
+                "shape": list(leaf.shape),
+                "dtype": leaf.dtype,
+                "kind": leaf.kind,
+                "env_shape": list(leaf.env_shape),
+            }
+            for leaf in spec.obs_leaves
+        ],
+        "action_nvec": None if spec.action_nvec is None else list(spec.action_nvec),
     }
 
 
@@ -243,7 +274,8 @@ def _spec_from_dict(data: dict[str, Any]) -> EnvSpec:
         if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
             raise ValueError(f"env_spec.{k}={v!r} must be a positive integer")
     obs_shape = tuple(int(d) for d in data["obs_shape"])
-    if int(np.prod(obs_shape)) != sizes["obs_dim"]:
+    single = not data.get("obs_leaves") or data["obs_leaves"][0]["key"] is None
+    if single and int(np.prod(obs_shape)) != sizes["obs_dim"]:
         raise ValueError(
             f"env_spec.obs_shape={list(obs_shape)} does not match obs_dim={sizes['obs_dim']}"
         )
@@ -256,7 +288,21 @@ def _spec_from_dict(data: dict[str, Any]) -> EnvSpec:
                 f"env_spec.action_low/action_high must have action_dim={sizes['action_dim']} "
                 f"values each, got {low.shape} and {high.shape}"
             )
-    return EnvSpec(sizes["obs_dim"], discrete, sizes["action_dim"], low, high, obs_shape)
+    leaves = tuple(
+        ObsLeaf(
+            leaf["key"],
+            tuple(int(d) for d in leaf["shape"]),
+            str(leaf["dtype"]),
+            str(leaf["kind"]),
+            tuple(int(d) for d in leaf["env_shape"]),
+        )
+        for leaf in data.get("obs_leaves", [])  # absent in older files: one float vector
+    )
+    nvec = data.get("action_nvec")
+    nvec = None if nvec is None else tuple(int(n) for n in nvec)
+    return EnvSpec(
+        sizes["obs_dim"], discrete, sizes["action_dim"], low, high, obs_shape, leaves, nvec
+    )
 
 
 def _write_dir_atomically(path: Path, files: dict[str, bytes]) -> None:

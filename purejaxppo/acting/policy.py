@@ -16,11 +16,11 @@ import jax
 import jax.numpy as jnp
 
 from purejaxppo.config import Config
-from purejaxppo.core import normalize as norm
-from purejaxppo.core.rollout import observe
+from purejaxppo.core.observations import ObsStats, observe
 from purejaxppo.core.setup import as_key, make_setup
 from purejaxppo.core.types import TrainState
 from purejaxppo.envs import EnvSpec, reset_envs, split_step_keys, step_envs
+from purejaxppo.envs.spec import MASK_KEY, input_keys
 from purejaxppo.nn.distributions import env_action, sample_rows
 from purejaxppo.nn.networks import make_network
 
@@ -41,7 +41,8 @@ def require_single_config(config: Config, what: str) -> None:
 
 
 def policy_rows(config: Config, spec: EnvSpec, deterministic: bool) -> Callable[..., jax.Array]:
-    """act_rows(params, obs_stats, obs [N, obs_dim], keys [N]) -> env actions [N, ...].
+    """act_rows(params, obs_stats, obs [N, obs_dim] (or a dict of [N, *leaf shape]),
+    keys [N]) -> env actions [N, ...].
 
     Built from the config and the env's spec alone (no env is resolved): the network
     that `make_network(config, spec)` describes, the normalisation of `rollout.observe`,
@@ -64,39 +65,77 @@ def policy_from_spec(
     config: Config,
     spec: EnvSpec,
     params: Any,
-    obs_stats: norm.RunningStats,
+    obs_stats: ObsStats,
     deterministic: bool = False,
     name: str = "make_policy",
-) -> Callable[[jax.Array, jax.Array | None], jax.Array]:
+) -> Callable[[Any, jax.Array | None], jax.Array]:
     """The `act(obs, key=None) -> action` of `make_policy`, from the config, the env's
     spec and the arrays (no env is resolved); `name` is used in its error messages."""
     act_rows = policy_rows(config, spec, deterministic)
-    single_shapes = {tuple(spec.obs_shape), (spec.obs_dim,)}
 
-    def act(obs: jax.Array, key: jax.Array | None = None) -> jax.Array:
-        obs = jnp.asarray(obs, jnp.float32)
-        batched = tuple(obs.shape) not in single_shapes
-        rows = obs.reshape((-1 if batched else 1, spec.obs_dim))
+    def act(obs: Any, key: jax.Array | None = None) -> jax.Array:
+        rows, batched = policy_input_rows(config, spec, obs, name)
+        n = jax.tree.leaves(rows)[0].shape[0]
         if key is None:
             if not deterministic:
                 raise ValueError(f"{name}(deterministic=False): act(obs, key) needs a key")
-            keys = jax.random.split(jax.random.key(0), rows.shape[0])  # unused by the mode
+            keys = jax.random.split(jax.random.key(0), n)  # unused by the mode
         else:
-            keys = jax.random.split(as_key(key), rows.shape[0])
+            keys = jax.random.split(as_key(key), n)
         action = act_rows(params, obs_stats, rows, keys)
         return action if batched else action[0]
 
     return act
 
 
+def policy_keys(config: Config, spec: EnvSpec) -> tuple[str, ...]:
+    """The dict keys a policy needs: its inputs, and the action mask when the env has
+    one; () for a single-array observation."""
+    keys = input_keys(spec, config.policy_obs_key)
+    if keys is None:
+        return ()
+    return (*keys, MASK_KEY) if spec.has_mask else keys
+
+
+def policy_input_rows(config: Config, spec: EnvSpec, obs: Any, name: str) -> tuple[Any, bool]:
+    """(rows [N, ...] as the learner stores them, whether `obs` was a batch) for one
+    raw observation or a batch. A dict needs the policy's keys only (others are
+    ignored); a single vector may come in the env's shape or flattened."""
+    if not spec.dict_obs:
+        leaf = spec.leaves[0]
+        x = jnp.asarray(obs)
+        if leaf.kind == "vector":
+            batched = tuple(x.shape) not in {tuple(spec.obs_shape), (spec.obs_dim,)}
+            return x.astype(jnp.float32).reshape((-1 if batched else 1, spec.obs_dim)), batched
+        batched = x.ndim > len(leaf.shape)
+        return x.reshape((-1, *leaf.shape)).astype(leaf.dtype), batched
+    needed = list(policy_keys(config, spec))
+    if not isinstance(obs, dict):
+        raise ValueError(f"{name}: the env observes a dict; pass a dict with the keys {needed}")
+    rows, batched = {}, None
+    for key in needed:
+        if key not in obs:
+            raise ValueError(
+                f"{name}: observation key {key!r} is missing; the policy reads {needed}"
+            )
+        leaf = spec.leaf(key)
+        x = jnp.asarray(obs[key])
+        if batched is None:
+            batched = x.ndim > len(leaf.env_shape)
+        dtype = jnp.float32 if leaf.kind == "vector" else leaf.dtype
+        rows[key] = x.reshape((-1 if batched else 1, *leaf.shape)).astype(dtype)
+    return rows, bool(batched)
+
+
 def make_policy(
     config: Config, state: TrainState, deterministic: bool = False
-) -> Callable[[jax.Array, jax.Array | None], jax.Array]:
+) -> Callable[[Any, jax.Array | None], jax.Array]:
     """A pure, jittable `act(obs, key=None) -> action` for the policy in `state`.
 
-    obs: one raw observation (the env's shape, or flattened) or a batch of them with a
-    leading axis; the action is what the env takes (int for discrete, clipped or
-    squashed into the bounds for continuous). Observation normalisation uses
+    obs: one raw observation (the env's shape, or flattened; a dict needs only the
+    policy's keys and the action mask) or a batch of them with a leading axis; the
+    action is what the env takes (int for discrete, [K] ints for MultiDiscrete, clipped
+    or squashed into the bounds for continuous). Observation normalisation uses
     `state.obs_stats`. `key` is needed unless deterministic (the mode is used then).
     """
     require_single_config(config, "make_policy")
@@ -127,7 +166,7 @@ def evaluate(
 
 class _EvalCarry(NamedTuple):
     env_state: Any
-    obs: jax.Array
+    obs: Any
     returns: jax.Array
     lengths: jax.Array
     finished: jax.Array
@@ -139,7 +178,7 @@ class _EvalCarry(NamedTuple):
 def evaluate_params(
     config: Config,
     params: Any,
-    obs_stats: norm.RunningStats,
+    obs_stats: ObsStats,
     key: jax.Array,
     num_episodes: int,
     deterministic: bool,
@@ -150,7 +189,7 @@ def evaluate_params(
     max_steps = getattr(setup.env_params, "max_steps_in_episode", None)
     reset_key, loop_key = jax.random.split(key)
     obs, env_state = reset_envs(
-        setup.env, setup.env_params, jax.random.split(reset_key, num_episodes)
+        setup.env, setup.env_params, jax.random.split(reset_key, num_episodes), spec
     )
 
     def not_done(c: _EvalCarry):

@@ -27,6 +27,7 @@ from purejaxppo.config import Config
 from purejaxppo.core.setup import resolve_config_env
 from purejaxppo.envs import env_spec
 from purejaxppo.envs.brax_adapter import BraxEnv
+from purejaxppo.envs.gymnax_adapter import mask_hook, merge_mask
 
 # Env names gymnax's Visualizer draws (gymnax 1.0.1, visualize/visualizer.py).
 CLASSIC_CONTROL = (
@@ -132,9 +133,15 @@ def run_episode(
         key = jax.random.wrap_key_data(key)
     reset_key, key = jax.random.split(key)
 
+    hook = mask_hook(env)
+
+    def with_mask(obs, env_state):  # as the adapter observes an env with the hook
+        return obs if hook is None else merge_mask(obs, hook(env_state, env_params))
+
     @jax.jit
     def reset(k):
-        return env.reset_env(k, env_params)
+        obs, env_state = env.reset_env(k, env_params)
+        return with_mask(obs, env_state), env_state
 
     @jax.jit
     def step(k, env_state, obs):
@@ -144,7 +151,7 @@ def run_episode(
             action = jnp.clip(action, spec.action_low, spec.action_high)
         obs, env_state, reward, terminated, _ = env.step_env(env_key, env_state, action, env_params)
         truncated = env.is_truncated(env_state, env_params)
-        return obs, env_state, reward, terminated, truncated
+        return with_mask(obs, env_state), env_state, reward, terminated, truncated
 
     obs, env_state = reset(reset_key)
     states, rewards = [env_state], []

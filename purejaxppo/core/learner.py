@@ -154,7 +154,7 @@ def random_permutation(key: jax.Array, n: int) -> jax.Array:
 def shuffled_minibatches(key: jax.Array, batch: Batch, num_minibatches: int) -> Batch:
     """`batch` (leading axis N) in a random order, reshaped to
     [num_minibatches, N // num_minibatches, ...]."""
-    rows = batch.obs.shape[0]
+    rows = batch.advantages.shape[0]
     perm = random_permutation(key, rows)
     return jax.tree.map(
         lambda x: jnp.take(x, perm, axis=0).reshape(

@@ -14,7 +14,7 @@ from purejaxppo.scale.collectives import global_mean, global_var
 class Batch(NamedTuple):
     """Flat training samples, leading axis N (a minibatch or the whole batch)."""
 
-    obs: jax.Array  # [N, obs_dim]
+    obs: Any  # [N, obs_dim], or a dict of [N, *leaf shape]
     action: jax.Array  # [N] or [N, action_dim]
     log_prob: jax.Array  # [N] log-prob under the behaviour policy
     value: jax.Array  # [N] value predicted during the rollout

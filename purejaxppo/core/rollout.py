@@ -15,6 +15,7 @@ import jax.numpy as jnp
 
 from purejaxppo.config import Config
 from purejaxppo.core import normalize as norm
+from purejaxppo.core.observations import ObsStats, observe, stats_inputs, update_obs_stats
 from purejaxppo.core.setup import Setup
 from purejaxppo.core.types import EpisodeEnds, EpisodeStats, TrainState, Transition
 from purejaxppo.envs import split_step_keys, step_envs
@@ -24,22 +25,22 @@ from purejaxppo.scale.collectives import local_rows, shard_count
 
 class RolloutCarry(NamedTuple):
     env_state: Any
-    obs: jax.Array  # [B, obs_dim] raw observation
+    obs: Any  # [B, obs_dim] raw observation (or a dict of [B, *leaf shape])
     episode: EpisodeStats
-    obs_stats: norm.RunningStats  # frozen during the scan, updated after it
+    obs_stats: ObsStats  # frozen during the scan, updated after it
     reward_stats: norm.RunningStats
     reward_return: jax.Array  # [B]
 
 
 class StepRecord(NamedTuple):
-    obs: jax.Array  # policy input
-    raw_obs: Any  # raw observation when normalize_obs (for the statistics), else None
+    obs: Any  # policy input
+    raw_obs: Any  # raw normalised leaves when normalize_obs (for the statistics), else None
     action: jax.Array
     log_prob: jax.Array
     reward: jax.Array  # learner reward
     terminated: jax.Array
     truncated: jax.Array
-    final_obs: jax.Array  # raw
+    final_obs: Any  # raw
     ends: EpisodeEnds
 
 
@@ -53,13 +54,6 @@ def rollout_carry(state: TrainState) -> RolloutCarry:
         state.reward_stats,
         state.reward_return,
     )
-
-
-def observe(config: Config, obs_stats: norm.RunningStats, obs: jax.Array) -> jax.Array:
-    """The policy and critic input for raw observations (normalised when normalize_obs)."""
-    if not config.normalize_obs:
-        return obs
-    return norm.normalize(obs_stats, obs, config.obs_clip)
 
 
 def scale_rewards(
@@ -119,7 +113,7 @@ def env_step(
     )
     record = StepRecord(
         obs=policy_obs,
-        raw_obs=carry.obs if config.normalize_obs else None,
+        raw_obs=stats_inputs(carry.obs_stats, carry.obs) if config.normalize_obs else None,
         action=action,
         log_prob=log_prob,
         reward=reward,
@@ -155,20 +149,20 @@ def collect_rollout(
     and the normaliser statistics merge over every shard.
     """
     num_steps = config.num_steps
-    num_envs = carry.obs.shape[0] * shard_count(axis_name)
+    num_envs = carry.episode.returns.shape[0] * shard_count(axis_name)
     keys = local_rows(jax.random.split(key, (num_steps, 2, num_envs)), axis_name, axis=2)
     # All action noise of the rollout in one vectorised draw before the scan: the
     # same numbers as per-step draws from the same per-env keys, without a small
     # RNG call inside every step.
     spec = setup.spec
-    noise = jax.vmap(lambda k: noise_rows(spec.discrete, k, spec.action_dim))(keys[:, 0])
+    noise = jax.vmap(lambda k: noise_rows(spec.discrete, k, spec.logits_shape))(keys[:, 0])
     env_keys = split_step_keys(keys[:, 1])  # [T, B, 2], hoisted out of the scan too
     obs_stats = carry.obs_stats
     carry, rec = jax.lax.scan(
         lambda c, x: env_step(setup, config, params, c, x, axis_name), carry, (noise, env_keys)
     )
     final_obs = observe(config, obs_stats, rec.final_obs)
-    both = jnp.concatenate([rec.obs, final_obs], axis=0)  # [2T, B, obs_dim]
+    both = jax.tree.map(lambda a, b: jnp.concatenate([a, b], axis=0), rec.obs, final_obs)
     values = setup.network.apply(params, both, method="value")
     transition = Transition(
         obs=rec.obs,
@@ -182,5 +176,5 @@ def collect_rollout(
     )
     if config.normalize_obs:
         # The one point where observation statistics change.
-        carry = carry._replace(obs_stats=norm.update(obs_stats, rec.raw_obs, axis_name))
+        carry = carry._replace(obs_stats=update_obs_stats(obs_stats, rec.raw_obs, axis_name))
     return carry, transition, rec.ends

@@ -15,6 +15,8 @@ import numpy as np
 
 from purejaxppo.config import Config, env_options
 from purejaxppo.envs import EnvSpec, env_spec, resolve_env
+from purejaxppo.envs.spec import MASK_KEY
+from purejaxppo.nn.encoders import check_conv_fits
 from purejaxppo.nn.networks import make_network
 
 
@@ -47,11 +49,59 @@ def resolve_config_env(config: Config) -> tuple[Any, Any]:
     return env, env_params
 
 
+def check_obs_keys(config: Config, spec: EnvSpec) -> None:
+    """Raise ValueError unless policy_obs_key / value_obs_key name inputs the env's
+    observations have (and only for dict observations)."""
+    inputs = [leaf.key for leaf in spec.leaves if leaf.kind != "mask"]
+    for name in ("policy_obs_key", "value_obs_key"):
+        value = getattr(config, name)
+        if value is None:
+            continue
+        if not spec.dict_obs:
+            raise ValueError(
+                f"Config.{name}={value!r}: env={config.env!r} observes a single array, "
+                "not a dict of named arrays; leave it None"
+            )
+        for key in (value,) if isinstance(value, str) else value:
+            if key not in inputs:
+                raise ValueError(
+                    f"Config.{name}={value!r}: key {key!r} is not a network input of "
+                    f"env={config.env!r}; its observation keys are {inputs}"
+                    + (
+                        f" ({MASK_KEY!r} is read by the policy head only)"
+                        if key == MASK_KEY
+                        else ""
+                    )
+                )
+
+
+def check_mask(config: Config, spec: EnvSpec) -> None:
+    """The legal-action mask (if any) suits the action space."""
+    if not spec.has_mask:
+        return
+    leaf = spec.leaf(MASK_KEY)
+    if not spec.discrete:
+        raise ValueError(
+            f"Config.env={config.env!r}: observation key {MASK_KEY!r} masks actions, but the "
+            "action space is continuous (masks need Discrete or MultiDiscrete actions)"
+        )
+    if leaf.shape != (spec.num_logits,):
+        raise ValueError(
+            f"Config.env={config.env!r}: observation key {MASK_KEY!r} has shape "
+            f"{leaf.env_shape}; it needs one entry per action, ({spec.num_logits},)"
+            + (" (the sub-actions' masks concatenated)" if spec.multi_discrete else "")
+        )
+
+
 def make_setup(config: Config) -> Setup:
     """Build the env and the network for a config (static, no tracing); raises the
-    env-dependent config errors (unsupported action space, tanh_gaussian bounds)."""
+    env-dependent config errors (unsupported action space, tanh_gaussian bounds,
+    observation keys, the action mask's shape, a CNN that does not fit its images)."""
     env, env_params = resolve_config_env(config)
-    spec = env_spec(env, env_params)
+    spec = env_spec(env, env_params, config.image_encoder)
+    check_obs_keys(config, spec)
+    check_mask(config, spec)
+    check_conv_fits(config, spec)
     return Setup(env, env_params, spec, make_network(config, spec))
 
 

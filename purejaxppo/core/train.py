@@ -19,11 +19,13 @@ from purejaxppo.core import normalize as norm
 from purejaxppo.core.advantages import compute_gae, explained_variance
 from purejaxppo.core.learner import EpochsResult, init_opt_state, make_learner, update_epochs
 from purejaxppo.core.losses import Batch, StepSettings, behaviour_rows, gaussian_base, normalize
+from purejaxppo.core.observations import init_obs_stats
 from purejaxppo.core.rollout import collect_rollout, rollout_carry
 from purejaxppo.core.schedules import clip_range, next_beta, next_lr, scheduled_lr
 from purejaxppo.core.setup import as_key, make_setup
 from purejaxppo.core.types import EpisodeEnds, EpisodeStats, TrainOutput, TrainState, Transition
-from purejaxppo.envs import reset_envs
+from purejaxppo.envs import EnvSpec, reset_envs
+from purejaxppo.envs.spec import MASK_KEY, empty_masks
 from purejaxppo.nn.distributions import Distribution
 from purejaxppo.nn.networks import init_params
 from purejaxppo.scale.collectives import global_mean, local_rows, maybe_psum, shard_count
@@ -59,7 +61,7 @@ def init(config: Config, key: jax.Array, axis_name: str | None = None) -> TrainS
     params = init_params(setup.network, config, setup.spec, net_key)
     opt_state = init_opt_state(config, params)
     reset_keys = local_rows(jax.random.split(env_key, config.num_envs), axis_name)
-    obs, env_state = reset_envs(setup.env, setup.env_params, reset_keys)
+    obs, env_state = reset_envs(setup.env, setup.env_params, reset_keys, setup.spec)
     local_envs = reset_keys.shape[0]
     return TrainState(
         params=params,
@@ -72,7 +74,7 @@ def init(config: Config, key: jax.Array, axis_name: str | None = None) -> TrainS
         ),
         key=run_key,
         update_step=jnp.zeros((), jnp.int32),
-        obs_stats=norm.init_stats((setup.spec.obs_dim,)),
+        obs_stats=init_obs_stats(setup.spec),
         reward_stats=norm.init_stats(()),
         reward_return=jnp.zeros(local_envs, jnp.float32),
         kl_beta=jnp.asarray(config.kl_beta_init, jnp.float32),
@@ -80,8 +82,8 @@ def init(config: Config, key: jax.Array, axis_name: str | None = None) -> TrainS
     )
 
 
-def _flatten_time(x: jax.Array) -> jax.Array:
-    return x.reshape((-1, *x.shape[2:]))
+def _flatten_time(x: Any) -> Any:
+    return jax.tree.map(lambda a: a.reshape((-1, *a.shape[2:])), x)
 
 
 def _episode_metrics(ends: EpisodeEnds, axis_name: str | None = None) -> dict[str, jax.Array]:
@@ -211,6 +213,16 @@ def update_metrics(
     return {name: metrics[name] for name in METRIC_NAMES}
 
 
+def mask_metrics(spec: EnvSpec, obs: Any, axis_name: str | None = None) -> dict[str, jax.Array]:
+    """For envs with a legal-action mask: `empty_action_masks`, the env steps of the
+    update whose mask left some (sub-)action no legal choice (fit stops on it); {}
+    otherwise, so other programs are unchanged."""
+    if not spec.has_mask:
+        return {}
+    count = jnp.sum(empty_masks(spec, obs[MASK_KEY]).astype(jnp.int32))
+    return {"empty_action_masks": maybe_psum(count, axis_name)}
+
+
 def update(
     config: Config, state: TrainState, axis_name: str | None = None
 ) -> tuple[TrainState, dict[str, jax.Array]]:
@@ -247,7 +259,7 @@ def update(
     metrics = update_metrics(
         config, ends, batch, learned, settings, kl, new_state.update_step, axis_name
     )
-    return new_state, metrics
+    return new_state, {**metrics, **mask_metrics(setup.spec, batch.obs, axis_name)}
 
 
 def run_updates(

@@ -23,11 +23,11 @@ class TrainState(NamedTuple):
     params: Any  # network parameters (flax variable dict)
     opt_state: Any  # optax state (gradient clipping + Adam moments and count)
     env_state: Any  # batched env state, leading axis B
-    obs: jax.Array  # [B, obs_dim] current observation of each env
+    obs: Any  # [B, obs_dim] current observation of each env (dict obs: [B, *leaf shape])
     episode: EpisodeStats
     key: jax.Array  # typed PRNG key for the next update
     update_step: jax.Array  # int32 scalar: updates completed so far
-    obs_stats: RunningStats  # running mean/var of raw observations [obs_dim] (normalize_obs)
+    obs_stats: Any  # running mean/var of raw vector observations (normalize_obs; per key)
     reward_stats: RunningStats  # running var of the discounted return, scalar (normalize_reward)
     reward_return: jax.Array  # [B] discounted return of the episode in progress (normalize_reward)
     kl_beta: jax.Array  # float32 scalar: KL-penalty coefficient for the next update
@@ -37,8 +37,8 @@ class TrainState(NamedTuple):
 class Transition(NamedTuple):
     """One rollout, time-major: every field has leading shape [T, B]."""
 
-    obs: jax.Array  # [T, B, obs_dim] as the policy saw it (normalised when normalize_obs)
-    action: jax.Array  # [T, B] int32 or [T, B, action_dim] float32 (unclipped sample)
+    obs: Any  # [T, B, obs_dim] (or per key) as the policy saw it (normalised when asked)
+    action: jax.Array  # [T, B] int32, [T, B, K] (MultiDiscrete) or [T, B, action_dim] float32
     log_prob: jax.Array  # [T, B] log pi_old(action | obs)
     value: jax.Array  # [T, B] V(obs)
     reward: jax.Array  # [T, B] as the learner sees it (scaled when normalize_reward)

@@ -11,27 +11,45 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _ADAPTER = "purejaxppo.envs.gymnax_adapter"
+_SPEC = "purejaxppo.envs.spec"
+_SPACES = "purejaxppo.envs.spaces"
+_EXPORTS = {
+    "EnvSpec": _SPEC,
+    "ObsLeaf": _SPEC,
+    "MultiDiscrete": _SPACES,
+    "StepResult": _ADAPTER,
+    "env_spec": _ADAPTER,
+    "prepare_obs": _ADAPTER,
+    "reset_envs": _ADAPTER,
+    "resolve_env": _ADAPTER,
+    "split_step_keys": _ADAPTER,
+    "step_envs": _ADAPTER,
+}
 __all__ = [
     "EnvSpec",
+    "MultiDiscrete",
+    "ObsLeaf",
     "StepResult",
     "env_spec",
+    "prepare_obs",
     "reset_envs",
     "resolve_env",
     "split_step_keys",
     "step_envs",
 ]
-_EXPORTS = dict.fromkeys(__all__, _ADAPTER)  # every public name comes from the gymnax adapter
 
 if TYPE_CHECKING:
     from purejaxppo.envs.gymnax_adapter import (
-        EnvSpec,
         StepResult,
         env_spec,
+        prepare_obs,
         reset_envs,
         resolve_env,
         split_step_keys,
         step_envs,
     )
+    from purejaxppo.envs.spaces import MultiDiscrete
+    from purejaxppo.envs.spec import EnvSpec, ObsLeaf
 
 
 def __getattr__(name: str) -> Any:

@@ -2,8 +2,11 @@
 
 gymnax's `step` auto-resets and reports `terminated`, `truncated` and the
 pre-reset observation (`info["final_observation"]`); this adapter batches it
-over envs, flattens observations and clips continuous actions to their bounds
-at the env boundary only (the learner keeps the unclipped sample).
+over envs, stores observations as the spec's leaves (`envs.spec`: vectors flattened,
+images kept, the legal-action mask) and clips continuous actions to their bounds
+at the env boundary only (the learner keeps the unclipped sample). An env may
+provide its legal-action mask as the observation key "action_mask" or through an
+`action_mask(state, params)` method.
 """
 
 from __future__ import annotations
@@ -19,29 +22,19 @@ from gymnax.environments import spaces
 from gymnax.environments.environment import Environment
 
 from purejaxppo.envs.brax_adapter import make_brax_env
-from purejaxppo.envs.registry import check_env_id, is_brax_id
-
-
-class EnvSpec(NamedTuple):
-    """Static facts about an environment that shape the learner."""
-
-    obs_dim: int  # size of the flattened observation
-    discrete: bool
-    action_dim: int  # number of actions (discrete) or action vector size (continuous)
-    action_low: Any  # float32 [action_dim] bounds, None for discrete
-    action_high: Any
-    obs_shape: tuple[int, ...] = ()  # the env's own observation shape (before flattening)
+from purejaxppo.envs.registry import PROBE_PREFIX, check_env_id, is_brax_id, is_probe_id
+from purejaxppo.envs.spec import MASK_KEY, SINGLE_KEY, EnvSpec, ObsLeaf, obs_leaves
 
 
 class StepResult(NamedTuple):
     """One vectorised step. Leading axis B (envs) on every field."""
 
-    obs: jax.Array  # [B, obs_dim] observation after auto-reset
+    obs: Any  # [B, obs_dim] (or the spec's leaves) observation after auto-reset
     env_state: Any
     reward: jax.Array  # [B] float32
     terminated: jax.Array  # [B] bool: a true terminal state (no bootstrap)
     truncated: jax.Array  # [B] bool: cut by a time limit (bootstrap from final_obs)
-    final_obs: jax.Array  # [B, obs_dim] observation before auto-reset (true next state)
+    final_obs: Any  # like obs: the observation before auto-reset (true next state)
 
 
 @functools.cache
@@ -70,6 +63,11 @@ def resolve_env(
     if is_brax_id(env):
         instance = make_brax_env(env, brax_backend, action_repeat)
         default_params = instance.default_params
+    elif is_probe_id(env):
+        from purejaxppo.envs import probes
+
+        instance = getattr(probes, env[len(PROBE_PREFIX) :])()
+        default_params = instance.default_params
     elif isinstance(env, str):
         instance, default_params = _make_registered(env)
     else:
@@ -82,42 +80,110 @@ def resolve_env(
                 "max_steps_in_episode parameter to set"
             )
         params = params.replace(max_steps_in_episode=int(episode_length))
-    space = instance.action_space(params)
+    check_action_space(env, instance.action_space(params))
+    return instance, params
+
+
+def _nvec(space: Any) -> tuple[int, ...] | None:
+    """The choices per sub-action of a MultiDiscrete space (anything with `nvec`)."""
+    nvec = getattr(space, "nvec", None)
+    return None if nvec is None else tuple(int(n) for n in np.ravel(nvec))
+
+
+def check_action_space(env: Any, space: Any) -> None:
+    """Raise ValueError unless `space` is Discrete, MultiDiscrete or a 1-D Box."""
     if isinstance(space, spaces.Discrete):
-        pass
-    elif isinstance(space, spaces.Box):
+        return
+    if isinstance(space, spaces.Box):
         if len(space.shape) != 1:
             raise ValueError(
                 f"Config.env={env!r}: Box action spaces must be 1-D, got shape {space.shape}"
             )
-    else:
-        raise ValueError(
-            f"Config.env={env!r}: action space {space!r} is not supported "
-            "(Discrete or 1-D Box only)"
-        )
-    return instance, params
+        return
+    nvec = _nvec(space)
+    if nvec is not None:
+        if not nvec or min(nvec) < 1:
+            raise ValueError(
+                f"Config.env={env!r}: MultiDiscrete nvec={nvec} must be non-empty and >= 1"
+            )
+        return
+    raise ValueError(
+        f"Config.env={env!r}: action space {space!r} is not supported "
+        "(Discrete, MultiDiscrete or 1-D Box)"
+    )
 
 
-def env_spec(env: Any, params: Any) -> EnvSpec:
-    """Observation size and action space of `env` (no FLOPs: uses eval_shape)."""
-    obs_shape = tuple(jax.eval_shape(lambda k: env.reset(k, params)[0], jax.random.key(0)).shape)
+def mask_hook(env: Any) -> Any:
+    """The env's `action_mask(state, params) -> bool [num_logits]` hook, or None."""
+    hook = getattr(env, "action_mask", None)
+    return hook if callable(hook) else None
+
+
+def merge_mask(obs: Any, mask: jax.Array) -> Any:
+    """obs with `mask` as obs["action_mask"] (a single array becomes
+    {"observation": obs, "action_mask": mask})."""
+    base = dict(obs) if isinstance(obs, dict) else {SINGLE_KEY: obs}
+    return {**base, MASK_KEY: mask}
+
+
+def _raw_obs_shapes(env: Any, params: Any) -> Any:
+    """The env's observation (one array or a dict) as ShapeDtypeStructs, with the
+    mask hook's mask merged in."""
+
+    def reset(k):
+        obs, state = env.reset(k, params)
+        hook = mask_hook(env)
+        return obs if hook is None else merge_mask(obs, hook(state, params))
+
+    return jax.eval_shape(reset, jax.random.key(0))
+
+
+def env_spec(env: Any, params: Any, image_encoder: str = "cnn") -> EnvSpec:
+    """Observation leaves and action space of `env` (no FLOPs: uses eval_shape).
+    `image_encoder="flatten"` treats [H, W, C] leaves as vectors."""
+    raw = _raw_obs_shapes(env, params)
+    leaves = obs_leaves(raw, image_encoder, f"Config.env={env!r}")
+    obs_dim = sum(int(np.prod(leaf.shape)) for leaf in leaves if leaf.kind != "mask")
+    obs_shape = () if isinstance(raw, dict) else tuple(raw.shape)
     space = env.action_space(params)
+    facts = {"obs_shape": obs_shape, "obs_leaves": leaves}
     if isinstance(space, spaces.Discrete):
-        return EnvSpec(int(np.prod(obs_shape)), True, int(space.n), None, None, obs_shape)
+        return EnvSpec(obs_dim, True, int(space.n), None, None, **facts)
+    nvec = _nvec(space)
+    if nvec is not None:
+        return EnvSpec(obs_dim, True, len(nvec), None, None, **facts, action_nvec=nvec)
     dim = int(space.shape[0])
     low = np.broadcast_to(np.asarray(space.low, np.float32), (dim,))
     high = np.broadcast_to(np.asarray(space.high, np.float32), (dim,))
-    return EnvSpec(int(np.prod(obs_shape)), False, dim, low, high, obs_shape)
+    return EnvSpec(obs_dim, False, dim, low, high, **facts)
 
 
-def _flat(obs: jax.Array, batch: int) -> jax.Array:
-    return obs.reshape(batch, -1).astype(jnp.float32)
+def _leaf_rows(leaf: ObsLeaf, x: jax.Array, batch: int) -> jax.Array:
+    if leaf.kind == "vector":
+        return x.reshape(batch, -1).astype(jnp.float32)
+    if leaf.kind == "mask":
+        return x.reshape(batch, -1).astype(bool)
+    return x.reshape(batch, *leaf.shape).astype(leaf.dtype)
 
 
-def reset_envs(env: Any, params: Any, keys: jax.Array) -> tuple[jax.Array, Any]:
-    """Reset B envs. keys: [B] -> (obs [B, obs_dim], env_state)."""
+def prepare_obs(spec: EnvSpec, obs: Any, batch: int) -> Any:
+    """The env's batched observation as the learner stores it (see `spec.ObsLeaf`)."""
+    if not spec.dict_obs:
+        return _leaf_rows(spec.leaves[0], obs, batch)
+    return {leaf.key: _leaf_rows(leaf, obs[leaf.key], batch) for leaf in spec.leaves}
+
+
+def reset_envs(
+    env: Any, params: Any, keys: jax.Array, spec: EnvSpec | None = None
+) -> tuple[Any, Any]:
+    """Reset B envs. keys: [B] -> (obs [B, obs_dim] or the spec's leaves, env_state).
+    `spec` (from `env_spec`) defaults to the env's own."""
+    spec = env_spec(env, params) if spec is None else spec
     obs, state = jax.vmap(env.reset, in_axes=(0, None))(keys, params)
-    return _flat(obs, keys.shape[0]), state
+    hook = mask_hook(env)
+    if hook is not None:
+        obs = merge_mask(obs, jax.vmap(hook, in_axes=(0, None))(state, params))
+    return prepare_obs(spec, obs, keys.shape[0]), state
 
 
 def split_step_keys(keys: jax.Array) -> jax.Array:
@@ -204,11 +270,16 @@ def step_envs(
             env.step, in_axes=(0, 0, 0, None)
         )(step_keys, state, action, params)
         final_obs = info["final_observation"]
+    hook = mask_hook(env)
+    if hook is not None:
+        mask = jax.vmap(hook, in_axes=(0, None))(state, params)
+        obs = merge_mask(obs, mask)
+        final_obs = merge_mask(final_obs, jnp.ones_like(mask))  # the critic reads no mask
     return StepResult(
-        obs=_flat(obs, batch),
+        obs=prepare_obs(spec, obs, batch),
         env_state=state,
         reward=reward.astype(jnp.float32).reshape(batch),
         terminated=terminated.astype(bool).reshape(batch),
         truncated=jnp.logical_and(truncated, jnp.logical_not(terminated)).reshape(batch),
-        final_obs=_flat(final_obs, batch),
+        final_obs=prepare_obs(spec, final_obs, batch),
     )

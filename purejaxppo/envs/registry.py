@@ -1,7 +1,8 @@
 """Which environments a Config may name, checked without constructing one.
 
 A Config is plain data: building it checks its env id against the registries (gymnax's
-registered ids, the Brax names below, or an object with the gymnax Environment API)
+registered ids, the Brax names below, "probe/<name>" for the probe environments of
+`envs.probes` with their default arguments, or an object with the gymnax Environment API)
 but never builds the env (for Brax that would load the physics system). The env is
 built later, in `core.setup.make_setup`.
 """
@@ -29,6 +30,35 @@ BRAX_ENVS = (
 # Envs whose Brax implementation supports only the generalized pipeline.
 GENERALIZED_ONLY = ("swimmer",)
 ENV_API = ("reset", "step", "action_space", "default_params")
+PROBE_PREFIX = "probe/"
+# The classes of envs.probes, by name (listed here so that checking an id imports nothing).
+PROBE_ENVS = (
+    "ActionDependentReward",
+    "ConstantReward",
+    "ConstantRewardTimeLimit",
+    "ContinuousTargetAction",
+    "MaskedActions",
+    "MultiDiscreteTarget",
+    "ObservationDependentReward",
+    "PixelActionReward",
+    "PrivilegedReward",
+    "TwoStepDiscount",
+)
+
+
+def is_probe_id(env: Any) -> bool:
+    """Whether `env` is a "probe/<name>" id."""
+    return isinstance(env, str) and env.startswith(PROBE_PREFIX)
+
+
+def check_probe_id(env_id: str) -> None:
+    name = env_id[len(PROBE_PREFIX) :]
+    if name not in PROBE_ENVS:
+        close = difflib.get_close_matches(name, PROBE_ENVS, n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(PROBE_PREFIX + c for c in close)}?" if close else ""
+        raise ValueError(
+            f"Config.env={env_id!r}: not a probe environment{hint} (known: {', '.join(PROBE_ENVS)})"
+        )
 
 
 def is_brax_id(env: Any) -> bool:
@@ -89,6 +119,8 @@ def check_env_id(env: Any, *, action_repeat: int = 1, brax_backend: str = "auto"
         )
     if is_brax_id(env):
         check_brax_id(env, brax_backend)
+    elif is_probe_id(env):
+        check_probe_id(env)
     elif isinstance(env, str):
         check_gymnax_id(env)
     else:

@@ -1,4 +1,5 @@
-"""Action distributions: Categorical, diagonal Gaussian and tanh-squashed Gaussian.
+"""Action distributions: Categorical (optionally masked), MultiCategorical, diagonal
+Gaussian and tanh-squashed Gaussian.
 
 Each has log_prob / entropy / sample / mode / kl. They are NamedTuples, so they are
 pytrees and can cross jit and vmap boundaries. Batch dimensions lead; the event
@@ -15,6 +16,10 @@ import jax.numpy as jnp
 import numpy as np
 
 _LOG_2PI = math.log(2.0 * math.pi)
+# Logit of an illegal action. Finite, so that log-probs stay finite and an illegal
+# action's term p * log p in the entropy and KL is exactly 0 * finite = 0 (with -inf it
+# would be NaN); exp(MASKED_LOGIT - max) underflows to 0, so it is never sampled.
+MASKED_LOGIT = -1e9
 # Gauss-Hermite rule for E[f(u)], u ~ N(m, s^2): sum_i w_i / sqrt(pi) * f(m + sqrt(2) s x_i).
 _GH_NODES, _GH_WEIGHTS = (np.asarray(a, np.float32) for a in np.polynomial.hermite.hermgauss(16))
 _GH_WEIGHTS = _GH_WEIGHTS / np.float32(math.sqrt(math.pi))
@@ -49,6 +54,43 @@ class Categorical(NamedTuple):
         """KL(self || other)."""
         logp, logq = self.log_probs, other.log_probs
         return jnp.sum(jnp.exp(logp) * (logp - logq), axis=-1)
+
+
+def mask_logits(logits: jax.Array, legal: jax.Array) -> jax.Array:
+    """Logits with the illegal entries (legal == False) set to MASKED_LOGIT: the
+    distribution then has support on the legal actions only, and its log_prob,
+    entropy and KL count them alone."""
+    return jnp.where(legal, logits, MASKED_LOGIT)
+
+
+class MultiCategorical(NamedTuple):
+    """Independent Categoricals, one per sub-action (MultiDiscrete actions).
+
+    `logits` [..., K, N] with N the largest sub-action size; the smaller sub-actions'
+    padding is masked (`mask_logits`), so it is never sampled and adds nothing to the
+    entropy or KL. Actions are int [..., K]; log_prob, entropy and KL sum over K.
+    """
+
+    logits: jax.Array
+
+    @property
+    def parts(self) -> Categorical:
+        return Categorical(self.logits)
+
+    def log_prob(self, action: jax.Array) -> jax.Array:
+        return jnp.sum(self.parts.log_prob(action), axis=-1)
+
+    def entropy(self) -> jax.Array:
+        return jnp.sum(self.parts.entropy(), axis=-1)
+
+    def sample(self, key: jax.Array) -> jax.Array:
+        return jax.random.categorical(key, self.logits, axis=-1)
+
+    def mode(self) -> jax.Array:
+        return jnp.argmax(self.logits, axis=-1)
+
+    def kl(self, other: MultiCategorical) -> jax.Array:
+        return jnp.sum(self.parts.kl(other.parts), axis=-1)
 
 
 class DiagGaussian(NamedTuple):
@@ -140,7 +182,7 @@ class TanhGaussian(NamedTuple):
         return self.base.kl(other.base)
 
 
-Distribution = Categorical | DiagGaussian | TanhGaussian
+Distribution = Categorical | MultiCategorical | DiagGaussian | TanhGaussian
 
 
 def env_action(dist: Distribution, action: jax.Array) -> jax.Array:
@@ -148,16 +190,22 @@ def env_action(dist: Distribution, action: jax.Array) -> jax.Array:
     return dist.squash(action) if isinstance(dist, TanhGaussian) else action
 
 
-def noise_rows(discrete: bool, keys: jax.Array, event_size: int) -> jax.Array:
-    """The randomness of one draw per row: Gumbel [B, num_actions] for a Categorical,
-    standard normal [B, action_dim] for a Gaussian; row i from keys[i]."""
+def noise_rows(discrete: bool, keys: jax.Array, event_shape: int | tuple[int, ...]) -> jax.Array:
+    """The randomness of one draw per row: Gumbel [B, *logits shape] for a
+    (Multi)Categorical, standard normal [B, action_dim] for a Gaussian; row i from
+    keys[i]."""
     draw = jax.random.gumbel if discrete else jax.random.normal
-    return jax.vmap(lambda k: draw(k, (event_size,), jnp.float32))(keys)
+    shape = (event_shape,) if isinstance(event_shape, int) else tuple(event_shape)
+    return jax.vmap(lambda k: draw(k, shape, jnp.float32))(keys)
+
+
+def _is_categorical(dist: Distribution) -> bool:
+    return isinstance(dist, Categorical | MultiCategorical)
 
 
 def sample_from_noise(dist: Distribution, noise: jax.Array) -> jax.Array:
     """A sample given its noise from `noise_rows` (Gumbel-max / reparameterised)."""
-    if isinstance(dist, Categorical):
+    if _is_categorical(dist):
         return jnp.argmax(dist.logits + noise, axis=-1)
     return dist.mean + jnp.exp(dist.log_std) * noise
 
@@ -168,6 +216,6 @@ def sample_rows(dist: Distribution, keys: jax.Array) -> jax.Array:
     Per-row keys make a row's sample independent of how many rows are drawn
     together, so results do not depend on batching or sharding of envs.
     """
-    discrete = isinstance(dist, Categorical)
-    size = (dist.logits if discrete else dist.mean).shape[-1]
-    return sample_from_noise(dist, noise_rows(discrete, keys, size))
+    discrete = _is_categorical(dist)
+    shape = (dist.logits if discrete else dist.mean).shape[1:]
+    return sample_from_noise(dist, noise_rows(discrete, keys, shape))

@@ -1,4 +1,6 @@
-"""Actor-critic MLPs: separate actor and critic (default) or one shared torso.
+"""Actor-critic networks: an observation encoder (`nn.encoders`: CNNs for images,
+vectors passed through) then MLP torsos, separate for actor and critic (default, each
+with its own encoder and input keys) or one shared torso.
 
 Orthogonal init (`purejaxppo.nn.initializers.orthogonal`, re-exported here; gain
 sqrt(2) on hidden layers, 0.01 on the policy head, 1.0 on the value head) with zero
@@ -15,8 +17,16 @@ import jax
 import jax.numpy as jnp
 
 from purejaxppo.config import Config
-from purejaxppo.envs import EnvSpec
-from purejaxppo.nn.distributions import Categorical, DiagGaussian, Distribution, TanhGaussian
+from purejaxppo.envs.spec import MASK_KEY, EnvSpec, ObsLeaf, input_keys
+from purejaxppo.nn.distributions import (
+    Categorical,
+    DiagGaussian,
+    Distribution,
+    MultiCategorical,
+    TanhGaussian,
+    mask_logits,
+)
+from purejaxppo.nn.encoders import ObsEncoder, make_encoder
 from purejaxppo.nn.initializers import orthogonal
 
 __all__ = ["MLP", "ActorCritic", "init_params", "make_network", "orthogonal"]
@@ -52,7 +62,12 @@ class MLP(nn.Module):
 
 
 class ActorCritic(nn.Module):
-    """obs [..., obs_dim] -> (policy distribution, value [...])."""
+    """obs (one array [..., obs_dim] or a dict of [..., *leaf shape]) -> (policy
+    distribution, value [...]).
+
+    Discrete policies read the legal-action mask obs["action_mask"] when the env has
+    one; MultiDiscrete ones output [K, max n] logits with each sub-action's padding
+    masked."""
 
     action_dim: int
     discrete: bool
@@ -63,6 +78,10 @@ class ActorCritic(nn.Module):
     continuous_dist: str = "gaussian"  # or "tanh_gaussian"
     action_low: tuple[float, ...] | None = None  # bounds, used by tanh_gaussian
     action_high: tuple[float, ...] | None = None
+    actor_encoder: ObsEncoder | None = None  # None: the observation is the features
+    critic_encoder: ObsEncoder | None = None  # ignored with shared_torso
+    action_nvec: tuple[int, ...] | None = None  # MultiDiscrete sub-action sizes
+    has_mask: bool = False  # obs["action_mask"] holds the legal actions
 
     def setup(self):
         if self.shared_torso:
@@ -74,7 +93,9 @@ class ActorCritic(nn.Module):
                 widths = self.hidden_sizes
             self.critic_torso = MLP(widths, self.activation)
         self.policy_head = nn.Dense(
-            self.action_dim,
+            self.action_dim
+            if self.action_nvec is None
+            else len(self.action_nvec) * max(self.action_nvec),
             kernel_init=orthogonal(0.01),
             bias_init=nn.initializers.zeros,
         )
@@ -82,10 +103,33 @@ class ActorCritic(nn.Module):
         if not self.discrete:
             self.log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
 
-    def _dist(self, features: jax.Array) -> Distribution:
+    def _features(self, encoder: ObsEncoder | None, obs) -> jax.Array:
+        return obs if encoder is None else encoder(obs)
+
+    def _legal(self, obs, batch: tuple[int, ...]) -> jax.Array | None:
+        """The legal-action mask shaped like the logits, or None when all are legal."""
+        if self.action_nvec is None:
+            return obs[MASK_KEY] if self.has_mask else None
+        nvec, width = self.action_nvec, max(self.action_nvec)
+        padding = jnp.arange(width)[None, :] < jnp.asarray(nvec)[:, None]  # [K, N]
+        if not self.has_mask:
+            return jnp.broadcast_to(padding, (*batch, *padding.shape))
+        flat = obs[MASK_KEY]  # [..., sum(nvec)]: the sub-actions' masks concatenated
+        starts = [sum(nvec[:i]) for i in range(len(nvec))]
+        rows = zip(starts, nvec, strict=True)
+        index = jnp.asarray([[min(s + j, s + n - 1) for j in range(width)] for s, n in rows])
+        return jnp.take(flat, index, axis=-1) & padding
+
+    def _dist(self, features: jax.Array, obs=None) -> Distribution:
         out = self.policy_head(features)
         if self.discrete:
-            return Categorical(out)
+            batch = out.shape[:-1]
+            if self.action_nvec is not None:
+                out = out.reshape((*batch, len(self.action_nvec), max(self.action_nvec)))
+            legal = self._legal(obs, batch)
+            if legal is not None:
+                out = mask_logits(out, legal)
+            return Categorical(out) if self.action_nvec is None else MultiCategorical(out)
         if self.continuous_dist == "tanh_gaussian":
             low = jnp.asarray(self.action_low, jnp.float32)
             high = jnp.asarray(self.action_high, jnp.float32)
@@ -95,21 +139,31 @@ class ActorCritic(nn.Module):
     def _value(self, features: jax.Array) -> jax.Array:
         return self.value_head(features)[..., 0]
 
-    def __call__(self, obs: jax.Array) -> tuple[Distribution, jax.Array]:
+    def __call__(self, obs) -> tuple[Distribution, jax.Array]:
         if self.shared_torso:
-            h = self.torso(obs)
-            return self._dist(h), self._value(h)
-        return self._dist(self.actor_torso(obs)), self._value(self.critic_torso(obs))
+            h = self.torso(self._features(self.actor_encoder, obs))
+            return self._dist(h, obs), self._value(h)
+        return self.policy(obs), self.value(obs)
 
-    def policy(self, obs: jax.Array) -> Distribution:
-        """The policy alone (skips the critic when the torsos are separate)."""
+    def policy(self, obs) -> Distribution:
+        """The policy alone (skips the critic when the torsos are separate); reads only
+        the policy's keys (and the action mask)."""
         torso = self.torso if self.shared_torso else self.actor_torso
-        return self._dist(torso(obs))
+        return self._dist(torso(self._features(self.actor_encoder, obs)), obs)
 
-    def value(self, obs: jax.Array) -> jax.Array:
+    def value(self, obs) -> jax.Array:
         """The value alone (skips the actor when the torsos are separate)."""
-        torso = self.torso if self.shared_torso else self.critic_torso
-        return self._value(torso(obs))
+        if self.shared_torso:
+            return self._value(self.torso(self._features(self.actor_encoder, obs)))
+        return self._value(self.critic_torso(self._features(self.critic_encoder, obs)))
+
+
+def _encoder(config: Config, spec: EnvSpec, selection) -> ObsEncoder | None:
+    """The encoder of one torso; None when the observation is one vector (the torso
+    reads it as it is, as it always has)."""
+    if not spec.dict_obs and spec.leaves[0].kind == "vector":
+        return None
+    return make_encoder(config, spec, input_keys(spec, selection))
 
 
 def make_network(config: Config, spec: EnvSpec) -> ActorCritic:
@@ -123,12 +177,29 @@ def make_network(config: Config, spec: EnvSpec) -> ActorCritic:
         continuous_dist=config.continuous_dist,
         action_low=None if spec.discrete else tuple(float(x) for x in spec.action_low),
         action_high=None if spec.discrete else tuple(float(x) for x in spec.action_high),
+        actor_encoder=_encoder(config, spec, config.policy_obs_key),
+        critic_encoder=_encoder(config, spec, config.value_obs_key),
+        action_nvec=spec.action_nvec,
+        has_mask=spec.has_mask,
     )
+
+
+def example_obs(spec: EnvSpec, batch: tuple[int, ...] = (1,)):
+    """Zeros shaped like a batch of stored observations (the mask all legal)."""
+
+    def zeros(leaf: ObsLeaf):
+        if leaf.kind == "mask":
+            return jnp.ones((*batch, *leaf.shape), bool)
+        return jnp.zeros((*batch, *leaf.shape), leaf.dtype)
+
+    if not spec.dict_obs:
+        return zeros(spec.leaves[0])
+    return {leaf.key: zeros(leaf) for leaf in spec.leaves}
 
 
 def init_params(network: ActorCritic, config: Config, spec: EnvSpec, key: jax.Array):
     """Initial parameters; the Gaussian log-std starts at config.log_std_init."""
-    params = network.init(key, jnp.zeros((1, spec.obs_dim), jnp.float32))
+    params = network.init(key, example_obs(spec))
     if not spec.discrete:
         inner = dict(params["params"])
         inner["log_std"] = jnp.full((spec.action_dim,), config.log_std_init, jnp.float32)

@@ -20,7 +20,7 @@ import numpy as np
 
 from purejaxppo.io import checkpoints as ckpt
 from purejaxppo.runner.layout import label_name
-from purejaxppo.runner.results import ChunkReport, NonFiniteError
+from purejaxppo.runner.results import ChunkReport, InvalidMaskError, NonFiniteError
 from purejaxppo.runner.run import ChunkEvent, Run
 
 # Losses checked by the non-finite guard (explained_variance may be NaN legitimately).
@@ -80,11 +80,33 @@ def first_non_finite(metrics: dict[str, np.ndarray]) -> tuple[str, int, int] | N
     return worst
 
 
+def check_masks(run: Run, event: ChunkEvent) -> None:
+    """Raise InvalidMaskError at the first update whose env steps included an action
+    mask with no legal action (the policy cannot act legally on one)."""
+    counts = event.metrics.get("empty_action_masks")
+    if counts is None:
+        return
+    flat = np.reshape(counts, (-1, np.shape(counts)[-1]))  # [R, K]
+    bad = np.argwhere(flat > 0)
+    if not bad.size:
+        return
+    index, k = bad[np.argmin(bad[:, 1])]
+    labels = run.layout.labels
+    where = "" if len(labels) == 1 else f" in run {label_name(labels[index])} {labels[index]}"
+    raise InvalidMaskError(
+        f"Config.env={run.config.env!r}: {int(flat[index, k])} env steps of update "
+        f"{event.first + int(k)}{where} had an action mask with no legal action; an env "
+        "must leave at least one action (per sub-action) legal at every step; "
+        f"{run.last_checkpoint}"
+    )
+
+
 class GuardHook(Hook):
     """Stop with NonFiniteError naming the first update whose losses (or the
     parameters after the chunk) are not finite; no checkpoint is written from it."""
 
     def on_chunk(self, run: Run, event: ChunkEvent) -> None:
+        check_masks(run, event)
         worst = first_non_finite(event.metrics)
         if worst is None and event.params_finite:
             return

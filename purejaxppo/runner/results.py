@@ -16,6 +16,10 @@ class NonFiniteError(FloatingPointError):
     """Training produced a NaN or inf; the message names the update."""
 
 
+class InvalidMaskError(ValueError):
+    """The env gave an action mask with no legal action; the message names the update."""
+
+
 @dataclasses.dataclass(frozen=True)
 class ChunkReport:
     """Progress after one chunk; `str(report)` is a one-line summary.
