@@ -5,7 +5,10 @@ out `--before` (a git revision) into a temporary worktree and times `train` from
 tree and from this one alternately (before, after, after, before, ...), each in its
 own subprocess on the same workload, so that both see the same machine load. It
 prints and saves (benchmarks/results/before-after-cpu.json) the steps/s and compile
-seconds per version and seed count, their medians, and the after/before ratios.
+seconds per version and seed count, their medians, and the after/before ratios, and
+whether the two versions compile CartPole-default to the same XLA program (a hash of
+the optimised HLO with source locations and debug metadata removed): when they do, a
+throughput ratio away from 1 is the machine's noise, not the change.
 
     python benchmarks/before_after.py --before abe18cf
     python benchmarks/before_after.py --before HEAD~3 --seeds 1 --rounds 3
@@ -28,18 +31,31 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 # Runs inside each subprocess: the tree under test is first on sys.path. The bench
 # helpers moved from purejaxppo.bench to purejaxppo.runner.bench in the layered layout.
-PROBE = """
-import json, sys
+PROBE = r"""
+import hashlib, json, re, sys
 try:
     from purejaxppo.runner.bench import bench_train, machine_info, warm_up
 except ImportError:
     from purejaxppo.bench import bench_train, machine_info, warm_up
+import jax
 import purejaxppo
 assert purejaxppo.__file__.startswith(sys.argv[1]), purejaxppo.__file__
 warm_up()
 config = purejaxppo.Config(env="CartPole-v1", total_timesteps=int(sys.argv[2]))
 rows = [bench_train(config, int(s), 1) for s in sys.argv[3:]]
-print("RESULT " + json.dumps({"rows": rows, "machine": machine_info()}))
+
+text = jax.jit(purejaxppo.train).lower(config, jax.random.key(0)).compile().as_text()
+TABLES = ("FileNames", "FunctionNames", "FileLocations", "StackFrames")
+DEBUG = (r", metadata=\{[^}]*\}", r", frontend_attributes=\{[^}]*\}", r"stack_frame_id=\d+")
+kept = []
+for line in text.splitlines():
+    if re.match(r"^\s*\d+ [\"{]", line) or line.strip() in TABLES:
+        continue  # the stack-frame tables: source files, functions and lines
+    for pattern in DEBUG:
+        line = re.sub(pattern, "", line)
+    kept.append(line)
+program = hashlib.sha256("\n".join(kept).encode()).hexdigest()[:16]
+print("RESULT " + json.dumps({"rows": rows, "machine": machine_info(), "program": program}))
 """
 
 
@@ -121,8 +137,11 @@ def main() -> None:
             ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
         ).stdout.strip(),
         "rounds": args.rounds,
+        "program_hash": {v: sorted({r["program"] for r in runs}) for v, runs in samples.items()},
+        "same_program": len({r["program"] for runs in samples.values() for r in runs}) == 1,
         "summary": summarise(samples, args.seeds),
     }
+    print(f"same compiled program: {report['same_program']} {report['program_hash']}")
     for name, row in report["summary"].items():
         print(
             f"{name}: after/before steps/s {row['after_over_before_steps_per_s']:.3f}, "
