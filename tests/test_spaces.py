@@ -19,7 +19,7 @@ from purejaxppo.core.observations import init_obs_stats, observe, update_obs_sta
 from purejaxppo.core.setup import make_setup
 from purejaxppo.envs import probes
 from purejaxppo.nn.distributions import Categorical, MultiCategorical, mask_logits
-from purejaxppo.nn.encoders import CNN, conv_output_shape, default_cnn
+from purejaxppo.nn.encoders import CNN, Conv, conv_output_shape, default_cnn
 from purejaxppo.nn.networks import example_obs
 
 QUIET = dict(compile_cache=False, progress=False)
@@ -55,6 +55,22 @@ def test_default_cnn_output_shapes(image, features):
     x = jnp.zeros((2, 3, *image), jnp.float32)  # any leading batch axes
     params = cnn.init(jax.random.key(0), x)
     assert cnn.apply(params, x).shape == (2, 3, features)
+
+
+@pytest.mark.parametrize(("kernel", "stride", "size"), [(3, 1, 10), (8, 4, 64), (4, 2, 15)])
+def test_conv_is_the_valid_convolution(kernel, stride, size):
+    x = jax.random.normal(jax.random.key(0), (2, size, size, 3))
+    conv = Conv(5, kernel, stride)
+    params = conv.init(jax.random.key(1), x)
+    expected = jax.lax.conv_general_dilated(
+        x,
+        params["params"]["kernel"],
+        (stride, stride),
+        "VALID",
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+    )
+    got = conv.apply(params, x)
+    np.testing.assert_allclose(got, expected + params["params"]["bias"], rtol=1e-5, atol=1e-5)
 
 
 def test_a_cnn_that_does_not_fit_its_image_is_refused_before_compiling():
@@ -323,3 +339,14 @@ def test_flatten_keeps_images_as_vectors_for_the_mlp():
     spec = make_setup(Config(env="probe/PixelActionReward", image_encoder="flatten")).spec
     assert [(leaf.kind, leaf.shape) for leaf in spec.leaves] == [("vector", (100,))]
     assert example_obs(spec).shape == (1, 100)
+
+
+def test_every_probe_env_is_registered_under_probe_ids():
+    from purejaxppo.envs.registry import PROBE_ENVS
+
+    classes = [n for n in probes.__all__ if isinstance(getattr(probes, n), type)]
+    envs = [n for n in classes if issubclass(getattr(probes, n), probes.environment.Environment)]
+    assert sorted(PROBE_ENVS) == sorted(envs)
+    assert make_setup(Config(env="probe/MaskedActions")).env == probes.MaskedActions()
+    with pytest.raises(ValueError, match="did you mean probe/MaskedActions"):
+        Config(env="probe/MaskedAction")
