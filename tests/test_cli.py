@@ -310,3 +310,16 @@ def test_bench_command_saves_its_rows(tmp_path, capsys):
     assert [r["seeds"] for r in report["runs"]] == [1, 2]
     assert all(r["steps_per_s"] > 0 for r in report["runs"])
     assert "k steps/s" in capsys.readouterr().out
+
+
+def test_dict_observations_and_a_privileged_critic_from_the_command_line(tmp_path, capsys):
+    argv = ["--env", "probe/PrivilegedReward", "--policy-obs-key", "state"]
+    argv += ["--value-obs-key", "privileged_state", "state"]
+    config = parse(argv)
+    assert config.policy_obs_key == "state"
+    assert config.value_obs_key == ("privileged_state", "state")
+    out = tmp_path / "run"
+    flags = [*SMALL_FLAGS, "--total-timesteps", "256", "--no-compile-cache"]
+    assert main(["train", *argv, *flags, "--out", str(out)]) == 0
+    assert main(["eval", str(out), "--episodes", "3"]) == 0
+    assert "return mean" in capsys.readouterr().out

@@ -24,17 +24,16 @@ def sharded(small_config, dp_mesh):
     return train_sharded(small_config, jax.random.key(0), dp_mesh)
 
 
+def named_vmap_train(config, key):
+    """The per-shard program with the 4 shards as a named vmap axis on one device."""
+    run = jax.vmap(
+        lambda c, k: train(c, k, axis_name="dp"), in_axes=(None, None), axis_name="dp", axis_size=4
+    )
+    return jax.jit(run)(config, key)
+
+
 def test_sharded_equals_the_named_vmap_on_one_device(small_config, sharded):
-    # The same per-shard program, with the 4 shards as a named vmap axis on one device.
-    local = jax.jit(
-        jax.vmap(
-            lambda c, k: train(c, k, axis_name="dp"),
-            in_axes=(None, None),
-            axis_name="dp",
-            axis_size=4,
-        )
-    )(small_config, jax.random.key(0))
-    local = host(local)
+    local = host(named_vmap_train(small_config, jax.random.key(0)))
     for shard in range(4):
         assert_close(
             sharded.state.params, jax.tree.map(lambda x, s=shard: x[s], local.state.params)
@@ -166,16 +165,7 @@ def test_dict_observations_and_masks_shard_like_any_observation(small_config, dp
     equals a loop of train."""
     config = small_config.replace(env="probe/MaskedActions", normalize_obs=True)
     sharded = host(train_sharded(config, jax.random.key(1), dp_mesh))
-    local = host(
-        jax.jit(
-            jax.vmap(
-                lambda c, k: train(c, k, axis_name="dp"),
-                in_axes=(None, None),
-                axis_name="dp",
-                axis_size=4,
-            )
-        )(config, jax.random.key(1))
-    )
+    local = host(named_vmap_train(config, jax.random.key(1)))
     first = jax.tree.map(lambda x: x[0], local)
     assert set(sharded.state.obs_stats) == {"observation"}
     assert_close(sharded.state.params, first.state.params)

@@ -51,14 +51,20 @@ def is_probe_id(env: Any) -> bool:
     return isinstance(env, str) and env.startswith(PROBE_PREFIX)
 
 
-def check_probe_id(env_id: str) -> None:
-    name = env_id[len(PROBE_PREFIX) :]
-    if name not in PROBE_ENVS:
-        close = difflib.get_close_matches(name, PROBE_ENVS, n=3, cutoff=0.5)
-        hint = f"; did you mean {', '.join(PROBE_PREFIX + c for c in close)}?" if close else ""
+def check_listed(env_id: str, prefix: str, names: tuple[str, ...], kind: str) -> str:
+    """The name after `prefix`; ValueError naming close matches unless it is in `names`."""
+    name = env_id[len(prefix) :]
+    if name not in names:
+        close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(prefix + c for c in close)}?" if close else ""
         raise ValueError(
-            f"Config.env={env_id!r}: not a probe environment{hint} (known: {', '.join(PROBE_ENVS)})"
+            f"Config.env={env_id!r}: not a {kind} environment{hint} (known: {', '.join(names)})"
         )
+    return name
+
+
+def check_probe_id(env_id: str) -> None:
+    check_listed(env_id, PROBE_PREFIX, PROBE_ENVS, "probe")
 
 
 def is_brax_id(env: Any) -> bool:
@@ -70,13 +76,7 @@ def check_brax_id(env_id: str, backend: str = "auto") -> None:
     """Raise unless "brax/<name>" is a known Brax env that supports `backend`: ValueError
     naming close matches for an unknown name, ImportError with the install hint when
     brax is not installed (found without importing it)."""
-    name = env_id[len(BRAX_PREFIX) :]
-    if name not in BRAX_ENVS:
-        close = difflib.get_close_matches(name, BRAX_ENVS, n=3, cutoff=0.5)
-        hint = f"; did you mean {', '.join(BRAX_PREFIX + c for c in close)}?" if close else ""
-        raise ValueError(
-            f"Config.env={env_id!r}: not a Brax environment{hint} (known: {', '.join(BRAX_ENVS)})"
-        )
+    name = check_listed(env_id, BRAX_PREFIX, BRAX_ENVS, "Brax")
     if backend != "auto" and name in GENERALIZED_ONLY and backend != "generalized":
         raise ValueError(
             f"Config.brax_backend={backend!r}: Brax's {name} supports only the "
