@@ -80,7 +80,7 @@ def resolve_env(
                 "max_steps_in_episode parameter to set"
             )
         params = params.replace(max_steps_in_episode=int(episode_length))
-    check_action_space(env, instance.action_space(params))
+    check_supported_space(env, instance.action_space(params))
     return instance, params
 
 
@@ -90,7 +90,7 @@ def _nvec(space: Any) -> tuple[int, ...] | None:
     return None if nvec is None else tuple(int(n) for n in np.ravel(nvec))
 
 
-def check_action_space(env: Any, space: Any) -> None:
+def check_supported_space(env: Any, space: Any) -> None:
     """Raise ValueError unless `space` is Discrete, MultiDiscrete or a 1-D Box."""
     if isinstance(space, spaces.Discrete):
         return
