@@ -35,6 +35,7 @@ CLIP_SCHEDULES = ("constant", "linear")
 ADVANTAGE_NORMS = ("minibatch", "batch", "off")
 CONTINUOUS_DISTS = ("gaussian", "tanh_gaussian")
 IMAGE_ENCODERS = ("cnn", "flatten")
+RECURRENT_CELLS = (None, "gru", "lstm")
 BRAX_BACKENDS = ("auto", "positional", "generalized", "spring", "mjx")
 
 # Old field name -> (new name, why). Refused with an error that names the new one.
@@ -119,6 +120,11 @@ def _is_obs_keys(v: Any) -> bool:
 
 
 OBS_KEYS = Rule("must be None, a key (str) or a non-empty tuple of keys", _is_obs_keys, TypeError)
+RECURRENT = OneOf(
+    "must be None (feed-forward), 'gru' or 'lstm'",
+    lambda v: v in RECURRENT_CELLS,
+    choices=tuple(c for c in RECURRENT_CELLS if c is not None),
+)
 POSITIVE_INT = Rule("must be a positive integer", lambda v: _is_int(v) and v > 0)
 WHOLE_TIMESTEPS = Rule(
     "must be a positive whole number (5e5 is accepted)", lambda v: _is_int(v) and v > 0
@@ -237,6 +243,14 @@ class Config:
     """Square kernel size per conv layer (needs cnn_channels); None: 3 for each."""
     cnn_strides: tuple[int, ...] | None = static(None, OPTIONAL_WIDTHS, convert=list_to_tuple)
     """Stride per conv layer (needs cnn_channels); None: 1 for each."""
+    recurrent: str | None = static(None, RECURRENT)
+    """Memory: None (feed-forward), "gru" or "lstm" (flax's GRUCell, OptimizedLSTMCell)
+    after the torso MLP and before the heads; the actor and the critic each have a
+    cell (one with shared_torso). The hidden state of each env is reset at every
+    episode end, and minibatches are whole env sequences (num_minibatches must divide
+    num_envs)."""
+    recurrent_size: int = static(128, POSITIVE_INT)
+    """Hidden-state width of the recurrent cell (used when recurrent is set)."""
     policy_obs_key: str | tuple[str, ...] | None = static(None, OBS_KEYS, convert=list_to_tuple)
     """Dict observations: the key (or tuple of keys) the policy reads; None reads every
     key but "action_mask" (Brax's policy_obs_key). Exported policies need only these."""
@@ -618,6 +632,14 @@ def minibatches_divide_batch(c: Config) -> None:
         )
 
 
+def sequence_minibatches_divide_envs(c: Config) -> None:
+    if c.recurrent is not None and c.num_envs % c.num_minibatches:
+        raise ValueError(
+            f"Config.num_minibatches={c.num_minibatches}: with recurrent={c.recurrent!r} "
+            f"minibatches are whole env sequences, so it must divide num_envs={c.num_envs}"
+        )
+
+
 def at_least_one_batch(c: Config) -> None:
     if c.total_timesteps < c.batch_size:
         raise ValueError(
@@ -694,6 +716,7 @@ def env_registered(c: Config) -> None:
 
 CROSS_FIELD_CHECKS: tuple[Callable[[Config], None], ...] = (
     minibatches_divide_batch,
+    sequence_minibatches_divide_envs,
     at_least_one_batch,
     critic_widths_need_separate_torsos,
     cnn_layers_agree,

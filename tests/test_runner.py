@@ -402,9 +402,17 @@ def _read_until(proc: subprocess.Popen, marker: str, timeout: float) -> list[str
     raise AssertionError(f"no {marker!r} within {timeout} s:\n{''.join(seen)}")
 
 
-def test_sigkill_then_resume_equals_uninterrupted(reference, tmp_path):
+# The same run with a GRU: the hidden state of every env, mid-episode at the kill, is
+# in the checkpoint.
+RECURRENT_RUN = {**RUN, "recurrent": "gru", "recurrent_size": 16}
+
+
+@pytest.mark.parametrize("run", [RUN, RECURRENT_RUN], ids=["mlp", "gru"])
+def test_sigkill_then_resume_equals_uninterrupted(run, reference, tmp_path):
+    if run is not RUN:
+        reference = jax.jit(purejaxppo.train)(Config(**run), jax.random.key(7))
     script = tmp_path / "run.py"
-    script.write_text(_KILLED_RUN.format(run=RUN))
+    script.write_text(_KILLED_RUN.format(run=run))
     out, cache = tmp_path / "run", tmp_path / "cache"
     proc = _python(script, str(out), str(cache), "slow")
     try:

@@ -178,3 +178,19 @@ def test_dict_observations_and_masks_shard_like_any_observation(small_config, dp
     many = host(train_many(Config.sweep(config, lr=[1e-3, 2e-3, 3e-3, 4e-3]), keys, mesh=runs))
     single = jax.jit(train)(config.replace(lr=3e-3), keys[2])
     assert_close(jax.tree.map(lambda x: x[2], many.metrics), single.metrics)
+
+
+def test_recurrent_carry_shards_with_its_env_rows(small_config, dp_mesh):
+    """A GRU's hidden state is one row per env: data-parallel over 4 devices it is
+    sharded like the observations, and the run equals the named vmap."""
+    config = small_config.replace(recurrent="gru", recurrent_size=8, num_minibatches=2)
+    sharded = train_sharded(config, jax.random.key(3), dp_mesh)
+    carry = sharded.state.carry
+    assert all(leaf.sharding.spec[0] == "dp" for leaf in jax.tree.leaves(carry))
+    local = host(named_vmap_train(config, jax.random.key(3)))
+    first = jax.tree.map(lambda x: x[0], local)
+    assert_close(host(sharded.state.params), first.state.params)
+    assert_close(host(sharded.metrics), first.metrics)
+    leaves = zip(jax.tree.leaves(host(carry)), jax.tree.leaves(local.state.carry), strict=True)
+    for got, rows in leaves:
+        np.testing.assert_allclose(got, rows.reshape(got.shape), rtol=1e-5, atol=1e-6)

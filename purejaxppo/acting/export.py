@@ -48,6 +48,10 @@ class Policy:
 
     Pure and jittable (`jax.jit(policy)(obs, key)`); obs is one raw observation or a
     batch of them; `key` is needed unless deterministic.
+
+    Recurrent (`policy.recurrent`): `policy(obs, carry, key=None) -> (action, carry)`,
+    with `policy.initial_carry(batch_shape)` and `policy.reset(carry, done)`, as
+    `purejaxppo.acting.policy.RecurrentAct`.
     """
 
     config: Config
@@ -68,8 +72,31 @@ class Policy:
         )
         object.__setattr__(self, "_act", act)
 
-    def __call__(self, obs: jax.Array, key: jax.Array | None = None) -> jax.Array:
-        return self._act(obs, key)
+    def __call__(self, obs: Any, *args: Any, **kwargs: Any) -> Any:
+        """(obs, key=None) -> action; recurrent: (obs, carry, key=None) -> (action, carry)."""
+        return self._act(obs, *args, **kwargs)
+
+    @property
+    def recurrent(self) -> bool:
+        """Whether the policy keeps a carry between steps."""
+        return self.config.recurrent is not None
+
+    def initial_carry(self, batch_shape: tuple[int, ...] = ()) -> Any:
+        """Recurrent policies: the carry before an episode's first step (zeros)."""
+        self._require_recurrent("initial_carry")
+        return self._act.initial_carry(batch_shape)
+
+    def reset(self, carry: Any, done: Any) -> Any:
+        """Recurrent policies: `carry` back at the initial state where `done`."""
+        self._require_recurrent("reset")
+        return self._act.reset(carry, done)
+
+    def _require_recurrent(self, what: str) -> None:
+        if not self.recurrent:
+            raise TypeError(
+                f"Policy.{what}: this policy is feed-forward (config.recurrent=None); it "
+                "keeps no carry, call policy(obs, key)"
+            )
 
 
 def save_policy(path: str | os.PathLike, config: Config, state: TrainState) -> Path:

@@ -8,6 +8,7 @@ acting function itself is built from the config and the env's spec alone
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -23,6 +24,7 @@ from purejaxppo.envs import EnvSpec, reset_envs, split_step_keys, step_envs
 from purejaxppo.envs.spec import MASK_KEY, input_keys
 from purejaxppo.nn.distributions import env_action, sample_rows
 from purejaxppo.nn.networks import make_network
+from purejaxppo.nn.recurrent import cell_carry, reset_carry
 
 
 class EvalResult(NamedTuple):
@@ -40,9 +42,10 @@ def require_single_config(config: Config, what: str) -> None:
         )
 
 
-def policy_rows(config: Config, spec: EnvSpec, deterministic: bool) -> Callable[..., jax.Array]:
+def policy_rows(config: Config, spec: EnvSpec, deterministic: bool) -> Callable[..., Any]:
     """act_rows(params, obs_stats, obs [N, obs_dim] (or a dict of [N, *leaf shape]),
-    keys [N]) -> env actions [N, ...].
+    keys [N]) -> env actions [N, ...]; recurrent (config.recurrent):
+    act_rows(params, obs_stats, obs, keys, carry [N, ...]) -> (actions, carry after).
 
     Built from the config and the env's spec alone (no env is resolved): the network
     that `make_network(config, spec)` describes, the normalisation of `rollout.observe`,
@@ -50,15 +53,87 @@ def policy_rows(config: Config, spec: EnvSpec, deterministic: bool) -> Callable[
     """
     network = make_network(config, spec)
 
-    def act_rows(params, obs_stats, obs, keys):
-        dist = network.apply(params, observe(config, obs_stats, obs), method="policy")
+    def to_env(dist, keys):
         action = dist.mode() if deterministic else sample_rows(dist, keys)
         action = env_action(dist, action)
         if not spec.discrete:
             action = jnp.clip(action, spec.action_low, spec.action_high)
         return action
 
+    if config.recurrent is not None:
+
+        def act_sequence_rows(params, obs_stats, obs, keys, carry):
+            policy_obs = observe(config, obs_stats, obs)
+            carry, dist = network.apply(params, carry, policy_obs, method="policy_step")
+            return to_env(dist, keys), carry
+
+        return act_sequence_rows
+
+    def act_rows(params, obs_stats, obs, keys):
+        dist = network.apply(params, observe(config, obs_stats, obs), method="policy")
+        return to_env(dist, keys)
+
     return act_rows
+
+
+def row_keys(key: jax.Array | None, n: int, deterministic: bool, name: str) -> jax.Array:
+    """One key per row from the caller's `key` (unused by the mode when deterministic)."""
+    if key is None:
+        if not deterministic:
+            raise ValueError(f"{name}(deterministic=False): the policy needs a key")
+        return jax.random.split(jax.random.key(0), n)
+    return jax.random.split(as_key(key), n)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class RecurrentAct:
+    """A recurrent policy: `act(obs, carry, key=None) -> (action, carry)`.
+
+        carry = act.initial_carry()                 # one env (or initial_carry((n,)))
+        action, carry = act(obs, carry, key)
+        carry = act.reset(carry, done)              # after an episode ends
+
+    obs is one raw observation or a batch; the carry has the same leading shape
+    (`initial_carry(batch_shape)`), and the one returned is the state after this
+    step. Pure and jittable. Reset the carry (or start a new one) whenever the
+    env's episode ends, as training does.
+    """
+
+    act_rows: Callable[..., Any] = dataclasses.field(repr=False)
+    config: Config = dataclasses.field(repr=False)
+    spec: EnvSpec = dataclasses.field(repr=False)
+    params: Any = dataclasses.field(repr=False)
+    obs_stats: ObsStats = dataclasses.field(repr=False)
+    deterministic: bool = False
+    name: str = "make_policy"
+
+    def initial_carry(self, batch_shape: tuple[int, ...] = ()) -> Any:
+        """The state before an episode's first step, for `batch_shape` envs (zeros)."""
+        return cell_carry(self.config.recurrent, self.config.recurrent_size, tuple(batch_shape))
+
+    def reset(self, carry: Any, done: jax.Array) -> Any:
+        """`carry` back at the initial state wherever `done` (per env) is True."""
+        return reset_carry(carry, jnp.asarray(done))
+
+    def __call__(
+        self, obs: Any, carry: Any = None, key: jax.Array | None = None
+    ) -> tuple[Any, Any]:
+        leaves = jax.tree.leaves(carry)
+        if not leaves or any(jnp.issubdtype(x.dtype, jax.dtypes.prng_key) for x in leaves):
+            raise TypeError(
+                f"{self.name}: config.recurrent={self.config.recurrent!r}, so the policy "
+                "is act(obs, carry, key=None) -> (action, carry); start with "
+                "carry = act.initial_carry(batch_shape)"
+            )
+        rows, batched = policy_input_rows(self.config, self.spec, obs, self.name)
+        n = jax.tree.leaves(rows)[0].shape[0]
+        carry_rows = jax.tree.map(lambda c: jnp.reshape(c, (n, c.shape[-1])), carry)
+        keys = row_keys(key, n, self.deterministic, self.name)
+        action, carry_rows = self.act_rows(self.params, self.obs_stats, rows, keys, carry_rows)
+        if batched:
+            shape = jax.tree.leaves(carry)[0].shape
+            return action, jax.tree.map(lambda c: c.reshape(shape), carry_rows)
+        return action[0], jax.tree.map(lambda c: c[0], carry_rows)
 
 
 def policy_from_spec(
@@ -68,20 +143,18 @@ def policy_from_spec(
     obs_stats: ObsStats,
     deterministic: bool = False,
     name: str = "make_policy",
-) -> Callable[[Any, jax.Array | None], jax.Array]:
-    """The `act(obs, key=None) -> action` of `make_policy`, from the config, the env's
-    spec and the arrays (no env is resolved); `name` is used in its error messages."""
+) -> Callable[..., Any]:
+    """The `act(obs, key=None) -> action` of `make_policy` (a `RecurrentAct` for a
+    recurrent config), from the config, the env's spec and the arrays (no env is
+    resolved); `name` is used in its error messages."""
     act_rows = policy_rows(config, spec, deterministic)
+    if config.recurrent is not None:
+        return RecurrentAct(act_rows, config, spec, params, obs_stats, deterministic, name)
 
     def act(obs: Any, key: jax.Array | None = None) -> jax.Array:
         rows, batched = policy_input_rows(config, spec, obs, name)
         n = jax.tree.leaves(rows)[0].shape[0]
-        if key is None:
-            if not deterministic:
-                raise ValueError(f"{name}(deterministic=False): act(obs, key) needs a key")
-            keys = jax.random.split(jax.random.key(0), n)  # unused by the mode
-        else:
-            keys = jax.random.split(as_key(key), n)
+        keys = row_keys(key, n, deterministic, name)
         action = act_rows(params, obs_stats, rows, keys)
         return action if batched else action[0]
 
@@ -137,6 +210,9 @@ def make_policy(
     action is what the env takes (int for discrete, [K] ints for MultiDiscrete, clipped
     or squashed into the bounds for continuous). Observation normalisation uses
     `state.obs_stats`. `key` is needed unless deterministic (the mode is used then).
+
+    A recurrent config gives a `RecurrentAct`: `act(obs, carry, key=None) -> (action,
+    carry)`, with `act.initial_carry(batch_shape)` and `act.reset(carry, done)`.
     """
     require_single_config(config, "make_policy")
     spec = make_setup(config).spec
@@ -172,6 +248,7 @@ class _EvalCarry(NamedTuple):
     finished: jax.Array
     key: jax.Array
     step: jax.Array
+    carry: Any = ()  # recurrent policies: the actor's cell state per episode
 
 
 @functools.partial(jax.jit, static_argnums=(4, 5))
@@ -198,7 +275,11 @@ def evaluate_params(
 
     def eval_step(c: _EvalCarry) -> _EvalCarry:
         key, act_key, env_key = jax.random.split(c.key, 3)
-        action = act(params, obs_stats, c.obs, jax.random.split(act_key, num_episodes))
+        act_keys = jax.random.split(act_key, num_episodes)
+        if config.recurrent is None:
+            action, carry = act(params, obs_stats, c.obs, act_keys), ()
+        else:
+            action, carry = act(params, obs_stats, c.obs, act_keys, c.carry)
         env_keys = split_step_keys(jax.random.split(env_key, num_episodes))
         # step_envs clips continuous actions again at the env boundary: a no-op here.
         out = step_envs(setup.env, setup.env_params, spec, env_keys, c.env_state, action)
@@ -212,6 +293,7 @@ def evaluate_params(
             finished=c.finished | done,
             key=key,
             step=c.step + 1,
+            carry=reset_carry(carry, done),
         )
 
     init = _EvalCarry(
@@ -222,6 +304,9 @@ def evaluate_params(
         finished=jnp.zeros(num_episodes, bool),
         key=loop_key,
         step=jnp.zeros((), jnp.int32),
+        carry=()
+        if config.recurrent is None
+        else cell_carry(config.recurrent, config.recurrent_size, (num_episodes,)),
     )
     final = jax.lax.while_loop(not_done, eval_step, init)
     return EvalResult(final.returns, final.lengths)

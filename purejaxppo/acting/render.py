@@ -143,22 +143,28 @@ def run_episode(
         obs, env_state = env.reset_env(k, env_params)
         return with_mask(obs, env_state), env_state
 
+    recurrent = hasattr(act, "initial_carry")  # make_policy / load_policy of a recurrent run
+
     @jax.jit
-    def step(k, env_state, obs):
+    def step(k, env_state, obs, carry):
         act_key, env_key = jax.random.split(k)
-        action = act(obs, act_key)
+        if recurrent:
+            action, carry = act(obs, carry, act_key)
+        else:
+            action = act(obs, act_key)
         if not spec.discrete:  # as at the env boundary in training
             action = jnp.clip(action, spec.action_low, spec.action_high)
         obs, env_state, reward, terminated, _ = env.step_env(env_key, env_state, action, env_params)
         truncated = env.is_truncated(env_state, env_params)
-        return with_mask(obs, env_state), env_state, reward, terminated, truncated
+        return with_mask(obs, env_state), env_state, reward, terminated, truncated, carry
 
     obs, env_state = reset(reset_key)
+    carry = act.initial_carry() if recurrent else ()
     states, rewards = [env_state], []
     terminated = False
     while max_steps is None or len(rewards) < max_steps:
         key, step_key = jax.random.split(key)
-        obs, env_state, reward, term, trunc = step(step_key, env_state, obs)
+        obs, env_state, reward, term, trunc, carry = step(step_key, env_state, obs, carry)
         states.append(env_state)
         rewards.append(reward)
         terminated = bool(term)

@@ -164,14 +164,35 @@ def shuffled_minibatches(key: jax.Array, batch: Batch, num_minibatches: int) -> 
     )
 
 
+def sequence_minibatches(key: jax.Array, batch: Batch, num_minibatches: int) -> Batch:
+    """A recurrent `batch` ([T, B] per-step fields, carry [B]) with its B env
+    sequences in a random order, split into num_minibatches groups of whole sequences:
+    [num_minibatches, T, B // num_minibatches, ...] (carry [num_minibatches, B // M, ...]).
+    Time order within each sequence is kept."""
+    envs = batch.advantages.shape[1]
+    perm = random_permutation(key, envs)
+    size = envs // num_minibatches
+
+    def time_major(x):
+        x = jnp.take(x, perm, axis=1)
+        return jnp.swapaxes(x.reshape((x.shape[0], num_minibatches, size, *x.shape[2:])), 0, 1)
+
+    def env_major(x):
+        return jnp.take(x, perm, axis=0).reshape((num_minibatches, size, *x.shape[1:]))
+
+    carry = jax.tree.map(env_major, batch.carry)
+    return jax.tree.map(time_major, batch._replace(carry=None))._replace(carry=carry)
+
+
 def epoch_update(
     learner: Learner, settings: StepSettings, batch: Batch, state: LearnerState, key: jax.Array
 ) -> tuple[LearnerState, dict[str, jax.Array]]:
-    """One pass over `batch` (leading axis N, this shard's rows) in a fresh random
-    order."""
+    """One pass over `batch` (leading axis N, this shard's rows; recurrent: its env
+    sequences) in a fresh random order."""
 
     def run_epoch(state: LearnerState):
-        minibatches = shuffled_minibatches(key, batch, learner.config.num_minibatches)
+        split = shuffled_minibatches if batch.carry is None else sequence_minibatches
+        minibatches = split(key, batch, learner.config.num_minibatches)
         return jax.lax.scan(
             lambda s, mb: minibatch_update(learner, settings, s, mb), state, minibatches
         )

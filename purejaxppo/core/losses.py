@@ -8,11 +8,16 @@ import jax
 import jax.numpy as jnp
 
 from purejaxppo.config import Config
+from purejaxppo.nn.recurrent import unroll
 from purejaxppo.scale.collectives import global_mean, global_var
 
 
 class Batch(NamedTuple):
-    """Flat training samples, leading axis N (a minibatch or the whole batch)."""
+    """Flat training samples, leading axis N (a minibatch or the whole batch).
+
+    Recurrent networks keep the rollout's time order instead: every per-step field is
+    [T, b, ...] (b env sequences), `dones` marks the steps after which the carry is
+    reset, and `carry` [b, ...] is each sequence's carry at its first step."""
 
     obs: Any  # [N, obs_dim], or a dict of [N, *leaf shape]
     action: jax.Array  # [N] or [N, action_dim]
@@ -21,6 +26,8 @@ class Batch(NamedTuple):
     advantages: jax.Array  # [N]
     returns: jax.Array  # [N] advantages + value (the value target)
     old_dist: Any = None  # behaviour policy per row (objectives with a KL penalty), else None
+    dones: Any = None  # recurrent: [T, b] bool, the episode ended at this step; else None
+    carry: Any = None  # recurrent: the carry at each sequence's first step [b, ...]; else None
 
 
 class StepSettings(NamedTuple):
@@ -29,6 +36,21 @@ class StepSettings(NamedTuple):
     lr: jax.Array
     clip_eps: jax.Array
     beta: jax.Array  # KL-penalty coefficient
+
+
+def network_outputs(network: Any, params: Any, batch: Batch) -> tuple[Any, jax.Array]:
+    """(policy, value) for every row of `batch`: one batched call for a feed-forward
+    network, the sequences re-run from their stored carries for a recurrent one."""
+    if batch.carry is None:
+        return network.apply(params, batch.obs)
+    return unroll(network, params, batch.carry, batch.obs, batch.dones)
+
+
+def batch_policy(network: Any, params: Any, batch: Batch) -> Any:
+    """The policy alone for every row of `batch` (see `network_outputs`)."""
+    if batch.carry is None:
+        return network.apply(params, batch.obs, method="policy")
+    return unroll(network, params, batch.carry, batch.obs, batch.dones)[0]
 
 
 def clipped_surrogate(ratio: jax.Array, advantages: jax.Array, clip_eps) -> jax.Array:
@@ -127,7 +149,7 @@ def ppo_loss(
     The policy term follows config.objective (see OBJECTIVE_LOSSES); with a KL penalty,
     `batch.old_dist` holds the behaviour policy and the exact KL(old || new) is used.
     """
-    dist, value = network.apply(params, batch.obs)
+    dist, value = network_outputs(network, params, batch)
     log_prob = dist.log_prob(batch.action)
     log_ratio = log_prob - batch.log_prob
     ratio = jnp.exp(log_ratio)

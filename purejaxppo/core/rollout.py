@@ -20,6 +20,7 @@ from purejaxppo.core.setup import Setup
 from purejaxppo.core.types import EpisodeEnds, EpisodeStats, TrainState, Transition
 from purejaxppo.envs import split_step_keys, step_envs
 from purejaxppo.nn.distributions import env_action, noise_rows, sample_from_noise
+from purejaxppo.nn.recurrent import reset_carry
 from purejaxppo.scale.collectives import local_rows, shard_count
 
 
@@ -30,6 +31,7 @@ class RolloutCarry(NamedTuple):
     obs_stats: ObsStats  # frozen during the scan, updated after it
     reward_stats: norm.RunningStats
     reward_return: jax.Array  # [B]
+    carry: Any = ()  # recurrent hidden state per env (reset where an episode ended)
 
 
 class StepRecord(NamedTuple):
@@ -42,6 +44,8 @@ class StepRecord(NamedTuple):
     truncated: jax.Array
     final_obs: Any  # raw
     ends: EpisodeEnds
+    value: Any = None  # recurrent: V(obs) from the step's carry, else None (computed after)
+    hidden: Any = None  # recurrent: the carry reached at this step, before any reset
 
 
 def rollout_carry(state: TrainState) -> RolloutCarry:
@@ -53,6 +57,7 @@ def rollout_carry(state: TrainState) -> RolloutCarry:
         state.obs_stats,
         state.reward_stats,
         state.reward_return,
+        state.carry,
     )
 
 
@@ -90,7 +95,10 @@ def env_step(
     env keys [B, 2] from `split_step_keys`)."""
     action_noise, env_keys = xs
     policy_obs = observe(config, carry.obs_stats, carry.obs)
-    dist = setup.network.apply(params, policy_obs, method="policy")
+    if config.recurrent is None:
+        dist, value, hidden = setup.network.apply(params, policy_obs, method="policy"), None, ()
+    else:
+        hidden, dist, value = setup.network.apply(params, carry.carry, policy_obs, method="step")
     action = sample_from_noise(dist, action_noise)
     log_prob = dist.log_prob(action)
     step = step_envs(
@@ -121,11 +129,43 @@ def env_step(
         truncated=step.truncated,
         final_obs=step.final_obs,
         ends=EpisodeEnds(done=done, returns=returns, lengths=lengths),
+        value=value,
+        hidden=None if config.recurrent is None else hidden,
     )
     new_carry = RolloutCarry(
-        step.env_state, step.obs, episode, carry.obs_stats, reward_stats, reward_return
+        step.env_state,
+        step.obs,
+        episode,
+        carry.obs_stats,
+        reward_stats,
+        reward_return,
+        reset_carry(hidden, done),  # the next step of a finished episode starts afresh
     )
     return new_carry, record
+
+
+def step_records(
+    setup: Setup,
+    config: Config,
+    params: Any,
+    carry: RolloutCarry,
+    key: jax.Array,
+    axis_name: str | None = None,
+) -> tuple[RolloutCarry, StepRecord]:
+    """The scan of `collect_rollout`: config.num_steps env steps from `carry`, with
+    what each step saw and did ([T, B] records, the pre-reset final observations and,
+    for recurrent networks, the carry reached at each step before its reset)."""
+    num_envs = carry.episode.returns.shape[0] * shard_count(axis_name)
+    keys = local_rows(jax.random.split(key, (config.num_steps, 2, num_envs)), axis_name, axis=2)
+    # All action noise of the rollout in one vectorised draw before the scan: the
+    # same numbers as per-step draws from the same per-env keys, without a small
+    # RNG call inside every step.
+    spec = setup.spec
+    noise = jax.vmap(lambda k: noise_rows(spec.discrete, k, spec.logits_shape))(keys[:, 0])
+    env_keys = split_step_keys(keys[:, 1])  # [T, B, 2], hoisted out of the scan too
+    return jax.lax.scan(
+        lambda c, x: env_step(setup, config, params, c, x, axis_name), carry, (noise, env_keys)
+    )
 
 
 def collect_rollout(
@@ -142,28 +182,28 @@ def collect_rollout(
     Values are computed after the scan in one batched critic call over the visited
     observations and the true next observations (pre-reset where an episode ended):
     one large matmul is cheaper than a critic call inside every scan step, and it is
-    the same function of the same parameters.
+    the same function of the same parameters. A recurrent network's values need its
+    carry, so they come from the scan's steps; the bootstraps (V of the true next
+    observation from the carry reached at the step, before any reset) are still one
+    batched call after it.
 
     Data-parallel (`axis_name`): this shard steps its block of the envs; the per-env
     keys are split for all envs and sliced, so they do not depend on the shard count,
     and the normaliser statistics merge over every shard.
     """
     num_steps = config.num_steps
-    num_envs = carry.episode.returns.shape[0] * shard_count(axis_name)
-    keys = local_rows(jax.random.split(key, (num_steps, 2, num_envs)), axis_name, axis=2)
-    # All action noise of the rollout in one vectorised draw before the scan: the
-    # same numbers as per-step draws from the same per-env keys, without a small
-    # RNG call inside every step.
-    spec = setup.spec
-    noise = jax.vmap(lambda k: noise_rows(spec.discrete, k, spec.logits_shape))(keys[:, 0])
-    env_keys = split_step_keys(keys[:, 1])  # [T, B, 2], hoisted out of the scan too
     obs_stats = carry.obs_stats
-    carry, rec = jax.lax.scan(
-        lambda c, x: env_step(setup, config, params, c, x, axis_name), carry, (noise, env_keys)
-    )
+    carry, rec = step_records(setup, config, params, carry, key, axis_name)
     final_obs = observe(config, obs_stats, rec.final_obs)
-    both = jax.tree.map(lambda a, b: jnp.concatenate([a, b], axis=0), rec.obs, final_obs)
-    values = setup.network.apply(params, both, method="value")
+    if config.recurrent is None:
+        both = jax.tree.map(lambda a, b: jnp.concatenate([a, b], axis=0), rec.obs, final_obs)
+        values = setup.network.apply(params, both, method="value")
+    else:
+        # V(true next obs) from the carry reached at that step, before the reset that
+        # follows an episode end: at a truncation, the final observation's value as the
+        # episode would have continued (one batched critic step over all [T, B]).
+        bootstrap = setup.network.apply(params, rec.hidden, final_obs, method="value_step")
+        values = jnp.concatenate([rec.value, bootstrap], axis=0)
     transition = Transition(
         obs=rec.obs,
         action=rec.action,

@@ -18,7 +18,14 @@ from purejaxppo.config import Config
 from purejaxppo.core import normalize as norm
 from purejaxppo.core.advantages import compute_gae, explained_variance
 from purejaxppo.core.learner import EpochsResult, init_opt_state, make_learner, update_epochs
-from purejaxppo.core.losses import Batch, StepSettings, behaviour_rows, gaussian_base, normalize
+from purejaxppo.core.losses import (
+    Batch,
+    StepSettings,
+    batch_policy,
+    behaviour_rows,
+    gaussian_base,
+    normalize,
+)
 from purejaxppo.core.observations import init_obs_stats
 from purejaxppo.core.rollout import collect_rollout, rollout_carry
 from purejaxppo.core.schedules import clip_range, next_beta, next_lr, scheduled_lr
@@ -28,6 +35,7 @@ from purejaxppo.envs import EnvSpec, reset_envs
 from purejaxppo.envs.spec import MASK_KEY, empty_masks
 from purejaxppo.nn.distributions import Distribution
 from purejaxppo.nn.networks import init_params
+from purejaxppo.nn.recurrent import initial_carry
 from purejaxppo.scale.collectives import global_mean, local_rows, maybe_psum, shard_count
 
 METRIC_NAMES = (
@@ -79,6 +87,7 @@ def init(config: Config, key: jax.Array, axis_name: str | None = None) -> TrainS
         reward_return=jnp.zeros(local_envs, jnp.float32),
         kl_beta=jnp.asarray(config.kl_beta_init, jnp.float32),
         lr=jnp.asarray(config.lr, jnp.float32),
+        carry=initial_carry(setup.network, (local_envs,)),
     )
 
 
@@ -123,9 +132,14 @@ def update_keys(key: jax.Array, axis_name: str | None = None) -> UpdateKeys:
     return UpdateKeys(next_key, rollout_key, shuffle_key)
 
 
-def training_batch(config: Config, traj: Transition, axis_name: str | None = None) -> Batch:
+def training_batch(
+    config: Config, traj: Transition, axis_name: str | None = None, carry: Any = ()
+) -> Batch:
     """GAE over the rollout `traj` ([T, B] leading axes), flattened to [T * B] rows,
-    with the advantages normalised over the whole batch when advantage_norm="batch"."""
+    with the advantages normalised over the whole batch when advantage_norm="batch".
+
+    Recurrent (config.recurrent): the rows stay [T, B] sequences, with the episode ends
+    and `carry`, the carry each env's sequence started from."""
     advantages, returns = compute_gae(
         traj.reward,
         traj.value,
@@ -136,13 +150,17 @@ def training_batch(config: Config, traj: Transition, axis_name: str | None = Non
         config.gae_lambda,
     )
     batch = Batch(
-        obs=_flatten_time(traj.obs),
-        action=_flatten_time(traj.action),
-        log_prob=_flatten_time(traj.log_prob),
-        value=_flatten_time(traj.value),
-        advantages=_flatten_time(advantages),
-        returns=_flatten_time(returns),
+        obs=traj.obs,
+        action=traj.action,
+        log_prob=traj.log_prob,
+        value=traj.value,
+        advantages=advantages,
+        returns=returns,
     )
+    if config.recurrent is None:
+        batch = _flatten_time(batch)
+    else:
+        batch = batch._replace(dones=traj.terminated | traj.truncated, carry=carry)
     if config.advantage_norm == "batch":
         batch = batch._replace(advantages=normalize(batch.advantages, axis_name=axis_name))
     return batch
@@ -156,7 +174,7 @@ def with_behaviour_policy(
     if not needs_exact_kl(config):
         return batch, None
     # The behaviour policy is the policy of the parameters the rollout acted with.
-    old_dist = behaviour_rows(network.apply(params, batch.obs, method="policy"))
+    old_dist = behaviour_rows(batch_policy(network, params, batch))
     if config.objective != "clip":
         batch = batch._replace(old_dist=old_dist)
     return batch, old_dist
@@ -175,14 +193,14 @@ def update_kl(
     network: Any,
     old_dist: Distribution | None,
     learned: EpochsResult,
-    obs: jax.Array,
+    batch: Batch,
     axis_name: str | None = None,
 ) -> jax.Array:
-    """d in the PPO paper: the mean KL(old || new) of the whole update over `obs`, exact
-    when `old_dist` is given, else the mean k3 estimate of the minibatch steps."""
+    """d in the PPO paper: the mean KL(old || new) of the whole update over `batch`,
+    exact when `old_dist` is given, else the mean k3 estimate of the minibatch steps."""
     if old_dist is None:
         return learned.metrics["approx_kl"]
-    new = network.apply(learned.params, obs, method="policy")
+    new = batch_policy(network, learned.params, batch)
     return global_mean(old_dist.kl(gaussian_base(new)), axis_name)
 
 
@@ -236,12 +254,12 @@ def update(
     carry, traj, ends = collect_rollout(
         setup, config, state.params, rollout_carry(state), keys.rollout, axis_name
     )
-    batch = training_batch(config, traj, axis_name)
+    batch = training_batch(config, traj, axis_name, state.carry)
     batch, old_dist = with_behaviour_policy(config, setup.network, state.params, batch)
     settings = step_settings(config, state)
     learner = make_learner(setup.network, config, state.params, axis_name)
     learned = update_epochs(learner, settings, batch, state.params, state.opt_state, keys.shuffle)
-    kl = update_kl(setup.network, old_dist, learned, batch.obs, axis_name)
+    kl = update_kl(setup.network, old_dist, learned, batch, axis_name)
     new_state = TrainState(
         params=learned.params,
         opt_state=learned.opt_state,
@@ -255,6 +273,7 @@ def update(
         reward_return=carry.reward_return,
         kl_beta=next_beta(config, state.kl_beta, kl),
         lr=next_lr(config, settings.lr, kl),
+        carry=carry.carry,
     )
     metrics = update_metrics(
         config, ends, batch, learned, settings, kl, new_state.update_step, axis_name

@@ -32,6 +32,7 @@ class TrainState(NamedTuple):
     reward_return: jax.Array  # [B] discounted return of the episode in progress (normalize_reward)
     kl_beta: jax.Array  # float32 scalar: KL-penalty coefficient for the next update
     lr: jax.Array  # float32 scalar: learning rate for the next update (adaptive_kl schedule)
+    carry: Any = ()  # recurrent: hidden state per env, leading axis B (see nn.recurrent); ()
 
 
 class Transition(NamedTuple):

@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING, Any
 _ADAPTER = "purejaxppo.envs.gymnax_adapter"
 _SPEC = "purejaxppo.envs.spec"
 _SPACES = "purejaxppo.envs.spaces"
+_POMDP = "purejaxppo.envs.pomdp"
 _EXPORTS = {
     "EnvSpec": _SPEC,
     "ObsLeaf": _SPEC,
     "MultiDiscrete": _SPACES,
+    "StatelessCartPole": _POMDP,
     "StepResult": _ADAPTER,
     "env_spec": _ADAPTER,
     "prepare_obs": _ADAPTER,
@@ -29,6 +31,7 @@ __all__ = [
     "EnvSpec",
     "MultiDiscrete",
     "ObsLeaf",
+    "StatelessCartPole",
     "StepResult",
     "env_spec",
     "prepare_obs",
@@ -48,6 +51,7 @@ if TYPE_CHECKING:
         split_step_keys,
         step_envs,
     )
+    from purejaxppo.envs.pomdp import StatelessCartPole
     from purejaxppo.envs.spaces import MultiDiscrete
     from purejaxppo.envs.spec import EnvSpec, ObsLeaf
 

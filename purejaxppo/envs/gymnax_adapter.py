@@ -12,6 +12,7 @@ provide its legal-action mask as the observation key "action_mask" or through an
 from __future__ import annotations
 
 import functools
+import importlib
 from typing import Any, NamedTuple
 
 import gymnax
@@ -22,7 +23,14 @@ from gymnax.environments import spaces
 from gymnax.environments.environment import Environment
 
 from purejaxppo.envs.brax_adapter import make_brax_env
-from purejaxppo.envs.registry import PROBE_PREFIX, check_env_id, is_brax_id, is_probe_id
+from purejaxppo.envs.registry import (
+    OWN_ENVS,
+    PROBE_PREFIX,
+    check_env_id,
+    is_brax_id,
+    is_own_id,
+    is_probe_id,
+)
 from purejaxppo.envs.spec import MASK_KEY, SINGLE_KEY, EnvSpec, ObsLeaf, obs_leaves
 
 
@@ -45,6 +53,16 @@ def _make_registered(name: str):
         return gymnax.make(name)
 
 
+@functools.cache
+def _make_own(name: str):
+    """(instance, default params) of one of purejaxppo's own ids (`OWN_ENVS`), cached
+    like `_make_registered`."""
+    module, cls = OWN_ENVS[name]
+    with jax.ensure_compile_time_eval():
+        instance = getattr(importlib.import_module(module), cls)()
+        return instance, instance.default_params
+
+
 def resolve_env(
     env: Any,
     env_params: Any = None,
@@ -53,8 +71,9 @@ def resolve_env(
     action_repeat: int = 1,
     brax_backend: str = "auto",
 ) -> tuple[Any, Any]:
-    """(env instance, params) from a registered gymnax id, "brax/<name>", or an
-    Environment instance; `episode_length` overrides the time limit.
+    """(env instance, params) from a registered gymnax id, one of purejaxppo's own ids
+    (`registry.OWN_ENVS`, e.g. "StatelessCartPole-v1"), "brax/<name>", "probe/<name>", or
+    an Environment instance; `episode_length` overrides the time limit.
 
     Raises ValueError naming close matches for an unknown id, and for action spaces
     other than Discrete and 1-D Box.
@@ -68,6 +87,8 @@ def resolve_env(
 
         instance = getattr(probes, env[len(PROBE_PREFIX) :])()
         default_params = instance.default_params
+    elif is_own_id(env):
+        instance, default_params = _make_own(env)
     elif isinstance(env, str):
         instance, default_params = _make_registered(env)
     else:

@@ -20,6 +20,8 @@ of the algorithm, and the first probe that fails points at the bug:
                                 obs["privileged_state"], absent from obs["state"]
     PixelActionReward           the image (CNN) path: uint8 pixels, the rewarded
                                 action is the stripe holding the bright block
+    MemoryCue                   memory (recurrent policies): recall a cue shown
+                                only at the first step
 
 Usage::
 
@@ -58,6 +60,8 @@ __all__ = [
     "ConstantRewardTimeLimit",
     "ContinuousTargetAction",
     "MaskedActions",
+    "MemoryCue",
+    "MemoryCueState",
     "MultiDiscreteTarget",
     "ObservationDependentReward",
     "PixelActionReward",
@@ -84,6 +88,16 @@ class TreeProbeState(environment.EnvState):
 
     obs: Any
     time: jax.Array
+
+
+@struct.dataclass
+class MemoryCueState(environment.EnvState):
+    """ProbeState plus the episode's cue (int32), which the observation shows only at
+    the first step."""
+
+    obs: jax.Array
+    time: jax.Array
+    cue: jax.Array
 
 
 @struct.dataclass
@@ -460,3 +474,60 @@ class PixelActionReward(_Probe):
     def step_env(self, key, state, action, params):
         correct = jnp.asarray(action).reshape(()) == self.stripe_of(state.obs)
         return self._next_tree(state, state.obs, jnp.where(correct, 1.0, 0.0), True)
+
+
+class MemoryCue(_Probe):
+    """A cue c drawn uniformly from `num_cues` at reset, shown only in the first
+    observation; `length` steps later the agent must name it. Discrete(num_cues)
+    actions.
+
+    Observation float32 [num_cues + 1]: one_hot(c) then 0 at step 0 (the reset
+    observation), zeros at steps 1 .. length - 2, and zeros then 1 (the "answer now"
+    flag) at the last step, length - 1. Reward 0 on every step but the last, which
+    pays 1 if the action is c (else 0) and terminates the episode.
+
+    Correct policy: answer c at the flag, return 1; a memoryless policy (one that does
+    not carry the cue across steps, e.g. a feed-forward MLP) gets 1 / num_cues in
+    expectation. Tests a recurrent policy's memory and the resetting of its hidden
+    state at episode ends.
+    """
+
+    def __init__(self, num_cues: int = 2, length: int = 4):
+        super().__init__()
+        if int(num_cues) < 2:
+            raise ValueError(
+                f"MemoryCue: num_cues must be >= 2 (one cue needs no memory), got {num_cues!r}"
+            )
+        if int(length) < 2:
+            raise ValueError(
+                f"MemoryCue: length must be >= 2 (the cue step, then the answer step), "
+                f"got {length!r}"
+            )
+        self.num_cues = int(num_cues)
+        self.length = int(length)
+        self.obs_dim = self.num_cues + 1
+        self._num_actions = self.num_cues
+
+    def observation_space(self, params: ProbeParams) -> spaces.Box:
+        return spaces.Box(0.0, 1.0, (self.obs_dim,), jnp.float32)
+
+    def _observe(self, time: jax.Array, cue: jax.Array) -> jax.Array:
+        """The observation at step `time` of an episode with cue `cue`."""
+        shown = jnp.where(time == 0, jax.nn.one_hot(cue, self.num_cues), 0.0)
+        flag = jnp.where(time == self.length - 1, 1.0, 0.0)
+        return jnp.concatenate([shown, flag[None]]).astype(jnp.float32)
+
+    def reset_env(self, key: jax.Array, params: ProbeParams) -> tuple[jax.Array, MemoryCueState]:
+        cue = jax.random.randint(key, (), 0, self.num_cues, jnp.int32)
+        time = jnp.zeros((), jnp.int32)
+        obs = self._observe(time, cue)
+        return obs, MemoryCueState(obs=obs, time=time, cue=cue)
+
+    def step_env(self, key, state, action, params):
+        last = state.time >= self.length - 1
+        correct = jnp.asarray(action).reshape(()) == state.cue
+        reward = jnp.where(last & correct, 1.0, 0.0).astype(jnp.float32)
+        time = state.time + 1
+        obs = self._observe(time, state.cue)
+        new_state = MemoryCueState(obs=obs, time=time, cue=state.cue)
+        return obs, new_state, reward, last, {}

@@ -1,8 +1,9 @@
 """Which environments a Config may name, checked without constructing one.
 
 A Config is plain data: building it checks its env id against the registries (gymnax's
-registered ids, the Brax names below, "probe/<name>" for the probe environments of
-`envs.probes` with their default arguments, or an object with the gymnax Environment API)
+registered ids, purejaxppo's own ids below (`OWN_ENVS`, e.g. "StatelessCartPole-v1"), the
+Brax names, "probe/<name>" for the probe environments of `envs.probes` with their default
+arguments, or an object with the gymnax Environment API)
 but never builds the env (for Brax that would load the physics system). The env is
 built later, in `core.setup.make_setup`.
 """
@@ -38,12 +39,24 @@ PROBE_ENVS = (
     "ConstantRewardTimeLimit",
     "ContinuousTargetAction",
     "MaskedActions",
+    "MemoryCue",
     "MultiDiscreteTarget",
     "ObservationDependentReward",
     "PixelActionReward",
     "PrivilegedReward",
     "TwoStepDiscount",
 )
+
+# purejaxppo's own envs under gymnax-style ids, consulted before gymnax's registry:
+# id -> (module, class), built with no arguments (strings, so checking imports nothing).
+OWN_ENVS: dict[str, tuple[str, str]] = {
+    "StatelessCartPole-v1": ("purejaxppo.envs.pomdp", "StatelessCartPole"),
+}
+
+
+def is_own_id(env: Any) -> bool:
+    """Whether `env` is one of purejaxppo's own env ids (`OWN_ENVS`)."""
+    return isinstance(env, str) and env in OWN_ENVS
 
 
 def is_probe_id(env: Any) -> bool:
@@ -87,11 +100,13 @@ def check_brax_id(env_id: str, backend: str = "auto") -> None:
 
 
 def check_gymnax_id(env_id: str) -> None:
-    """Raise ValueError, naming close matches, unless `env_id` is registered in gymnax."""
+    """Raise ValueError, naming close matches (gymnax's ids and `OWN_ENVS`), unless
+    `env_id` is registered in gymnax."""
     import gymnax  # the registry is a list of names; nothing is constructed
 
     if env_id not in gymnax.registered_envs:
-        close = difflib.get_close_matches(env_id, gymnax.registered_envs, n=3, cutoff=0.5)
+        known = [*OWN_ENVS, *gymnax.registered_envs]
+        close = difflib.get_close_matches(env_id, known, n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
         raise ValueError(
             f"Config.env={env_id!r}: not a registered gymnax environment{hint} "
@@ -111,7 +126,8 @@ def check_env_api(env: Any) -> None:
 
 def check_env_id(env: Any, *, action_repeat: int = 1, brax_backend: str = "auto") -> None:
     """Raise unless `env` names an environment we can build with these options: a
-    registered gymnax id, "brax/<name>" or an Environment instance. Constructs nothing."""
+    registered gymnax id, one of `OWN_ENVS`, "brax/<name>", "probe/<name>" or an
+    Environment instance. Constructs nothing."""
     if action_repeat != 1 and not is_brax_id(env):
         raise ValueError(
             f"Config.action_repeat={action_repeat}: only Brax envs (env='brax/<name>') "
@@ -121,6 +137,8 @@ def check_env_id(env: Any, *, action_repeat: int = 1, brax_backend: str = "auto"
         check_brax_id(env, brax_backend)
     elif is_probe_id(env):
         check_probe_id(env)
+    elif is_own_id(env):
+        return
     elif isinstance(env, str):
         check_gymnax_id(env)
     else:

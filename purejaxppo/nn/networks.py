@@ -11,6 +11,7 @@ literature. Continuous policies use a state-independent log-std parameter.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -82,6 +83,8 @@ class ActorCritic(nn.Module):
     critic_encoder: ObsEncoder | None = None  # ignored with shared_torso
     action_nvec: tuple[int, ...] | None = None  # MultiDiscrete sub-action sizes
     has_mask: bool = False  # obs["action_mask"] holds the legal actions
+    recurrent: str | None = None  # None, "gru" or "lstm": a cell after each torso
+    recurrent_size: int = 128
 
     def setup(self):
         if self.shared_torso:
@@ -92,6 +95,10 @@ class ActorCritic(nn.Module):
             if widths is None:
                 widths = self.hidden_sizes
             self.critic_torso = MLP(widths, self.activation)
+        if self.recurrent is not None:
+            self.actor_cell = make_cell(self.recurrent, self.recurrent_size)
+            if not self.shared_torso:
+                self.critic_cell = make_cell(self.recurrent, self.recurrent_size)
         self.policy_head = nn.Dense(
             self.action_dim
             if self.action_nvec is None
@@ -140,6 +147,7 @@ class ActorCritic(nn.Module):
         return self.value_head(features)[..., 0]
 
     def __call__(self, obs) -> tuple[Distribution, jax.Array]:
+        self._feed_forward_only("__call__")
         if self.shared_torso:
             h = self.torso(self._features(self.actor_encoder, obs))
             return self._dist(h, obs), self._value(h)
@@ -148,14 +156,72 @@ class ActorCritic(nn.Module):
     def policy(self, obs) -> Distribution:
         """The policy alone (skips the critic when the torsos are separate); reads only
         the policy's keys (and the action mask)."""
+        self._feed_forward_only("policy")
         torso = self.torso if self.shared_torso else self.actor_torso
         return self._dist(torso(self._features(self.actor_encoder, obs)), obs)
 
     def value(self, obs) -> jax.Array:
         """The value alone (skips the actor when the torsos are separate)."""
+        self._feed_forward_only("value")
         if self.shared_torso:
             return self._value(self.torso(self._features(self.actor_encoder, obs)))
         return self._value(self.critic_torso(self._features(self.critic_encoder, obs)))
+
+    def _feed_forward_only(self, method: str) -> None:
+        if self.recurrent is not None:
+            raise TypeError(
+                f"ActorCritic.{method}: a recurrent network needs its carry; use "
+                "method='step' or 'policy_step' (one step), or nn.recurrent.unroll"
+            )
+
+    # ---- recurrent pieces (recurrent is not None) ---------------------------------
+    # The carry of a run is a tuple with one cell state per cell: (actor, critic) with
+    # separate torsos, (shared,) with shared_torso. `nn.recurrent` composes these.
+
+    def features(self, obs) -> tuple[jax.Array, ...]:
+        """Torso outputs, one per cell: (actor, critic) or (shared,); any leading axes."""
+        if self.shared_torso:
+            return (self.torso(self._features(self.actor_encoder, obs)),)
+        return (
+            self.actor_torso(self._features(self.actor_encoder, obs)),
+            self.critic_torso(self._features(self.critic_encoder, obs)),
+        )
+
+    def cells(self, carry: tuple, features: tuple) -> tuple[tuple, tuple]:
+        """One step of each cell: (new carry, outputs), both tuples like `features`."""
+        cells = (self.actor_cell,) if self.shared_torso else (self.actor_cell, self.critic_cell)
+        stepped = [cell(c, x) for cell, c, x in zip(cells, carry, features, strict=True)]
+        return tuple(c for c, _ in stepped), tuple(y for _, y in stepped)
+
+    def heads(self, outputs: tuple, obs) -> tuple[Distribution, jax.Array]:
+        """(policy, value) from the cells' outputs (the mask is read from `obs`)."""
+        return self._dist(outputs[0], obs), self._value(outputs[-1])
+
+    def step(self, carry: tuple, obs) -> tuple[tuple, Distribution, jax.Array]:
+        """One env step of every row: (carry after it, policy, value)."""
+        carry, outputs = self.cells(carry, self.features(obs))
+        dist, value = self.heads(outputs, obs)
+        return carry, dist, value
+
+    def policy_step(self, cell_carry: Any, obs) -> tuple[Any, Distribution]:
+        """The policy alone, for acting: the actor's (or the shared) cell state only."""
+        torso = self.torso if self.shared_torso else self.actor_torso
+        cell_carry, y = self.actor_cell(cell_carry, torso(self._features(self.actor_encoder, obs)))
+        return cell_carry, self._dist(y, obs)
+
+    def value_step(self, carry: tuple, obs) -> jax.Array:
+        """The value of `obs` reached from `carry` (the critic's cell only): the
+        bootstrap value of a truncated episode's final observation."""
+        if self.shared_torso:
+            features = self.torso(self._features(self.actor_encoder, obs))
+            return self._value(self.actor_cell(carry[0], features)[1])
+        features = self.critic_torso(self._features(self.critic_encoder, obs))
+        return self._value(self.critic_cell(carry[-1], features)[1])
+
+
+def make_cell(kind: str, size: int) -> nn.Module:
+    """flax's GRUCell or OptimizedLSTMCell (carry (c, h)) of width `size`."""
+    return nn.GRUCell(features=size) if kind == "gru" else nn.OptimizedLSTMCell(features=size)
 
 
 def _encoder(config: Config, spec: EnvSpec, selection) -> ObsEncoder | None:
@@ -181,6 +247,8 @@ def make_network(config: Config, spec: EnvSpec) -> ActorCritic:
         critic_encoder=_encoder(config, spec, config.value_obs_key),
         action_nvec=spec.action_nvec,
         has_mask=spec.has_mask,
+        recurrent=config.recurrent,
+        recurrent_size=config.recurrent_size,
     )
 
 
@@ -199,7 +267,12 @@ def example_obs(spec: EnvSpec, batch: tuple[int, ...] = (1,)):
 
 def init_params(network: ActorCritic, config: Config, spec: EnvSpec, key: jax.Array):
     """Initial parameters; the Gaussian log-std starts at config.log_std_init."""
-    params = network.init(key, example_obs(spec))
+    if network.recurrent is None:
+        params = network.init(key, example_obs(spec))
+    else:
+        from purejaxppo.nn.recurrent import initial_carry
+
+        params = network.init(key, initial_carry(network, (1,)), example_obs(spec), method="step")
     if not spec.discrete:
         inner = dict(params["params"])
         inner["log_std"] = jnp.full((spec.action_dim,), config.log_std_init, jnp.float32)

@@ -35,7 +35,7 @@ from purejaxppo.core.types import TrainOutput, TrainState
 
 # TrainState fields with one row per env (sharded over the data axis); every other
 # field is the same on all data shards.
-ENV_FIELDS = ("env_state", "obs", "episode", "reward_return")
+ENV_FIELDS = ("env_state", "obs", "episode", "reward_return", "carry")
 
 
 def _keys(keys: Any, what: str) -> jax.Array:
@@ -175,7 +175,14 @@ def data_parallel_check(config: Config, shards: int, what: str = "train_sharded"
             f"{what}: Config.num_envs={config.num_envs} must be divisible by the "
             f"{shards} devices of the data axis (each steps num_envs / {shards} envs)"
         )
-    local_batch = config.num_envs // shards * config.num_steps
+    local_envs = config.num_envs // shards
+    if config.recurrent is not None and local_envs % config.num_minibatches:
+        raise ValueError(
+            f"{what}: Config.num_minibatches={config.num_minibatches} must divide each "
+            f"device's envs (num_envs / {shards} = {local_envs}): with "
+            f"recurrent={config.recurrent!r} a minibatch is whole env sequences"
+        )
+    local_batch = local_envs * config.num_steps
     if local_batch % config.num_minibatches:
         raise ValueError(
             f"{what}: Config.num_minibatches={config.num_minibatches} must divide each "
