@@ -107,6 +107,8 @@ class RecurrentAct:
     deterministic: bool = False
     name: str = "make_policy"
 
+    recurrent = True  # as Policy.recurrent: the policy keeps a carry between steps
+
     def initial_carry(self, batch_shape: tuple[int, ...] = ()) -> Any:
         """The state before an episode's first step, for `batch_shape` envs (zeros)."""
         return cell_carry(self.config.recurrent, self.config.recurrent_size, tuple(batch_shape))

@@ -143,7 +143,7 @@ def run_episode(
         obs, env_state = env.reset_env(k, env_params)
         return with_mask(obs, env_state), env_state
 
-    recurrent = hasattr(act, "initial_carry")  # make_policy / load_policy of a recurrent run
+    recurrent = getattr(act, "recurrent", False) is True  # a recurrent run's policy
 
     @jax.jit
     def step(k, env_state, obs, carry):
