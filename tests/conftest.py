@@ -4,6 +4,7 @@ helpers.py."""
 
 from __future__ import annotations
 
+import gc
 import os
 
 import jax
@@ -17,6 +18,20 @@ from purejaxppo import Config
 os.environ.setdefault("PUREJAXPPO_COMPILE_CACHE", "0")
 
 from helpers import SMALL, CallCounter, Compiled
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """After each test module, once its fixtures are torn down, drop JAX's compiled
+    programs. JAX keeps every executable of a module-level function (such as `train`)
+    alive for the whole process, and each XLA:CPU program holds hundreds of memory
+    maps: the full suite in one process crossed Linux's vm.max_map_count (65530) and
+    segfaulted inside an XLA compile. A session fixture's program recompiles once in
+    a later module that uses it."""
+    yield
+    if nextitem is None or getattr(nextitem, "module", None) is not getattr(item, "module", None):
+        jax.clear_caches()
+        gc.collect()
 
 
 @pytest.fixture(scope="session")
