@@ -244,7 +244,7 @@ class Config:
     cnn_strides: tuple[int, ...] | None = static(None, OPTIONAL_WIDTHS, convert=list_to_tuple)
     """Stride per conv layer (needs cnn_channels); None: 1 for each."""
     recurrent: str | None = static(None, RECURRENT)
-    """Memory: None (feed-forward), "gru" or "lstm" (flax's GRUCell, OptimizedLSTMCell)
+    """Memory: None (feed-forward), "gru" or "lstm" (purejaxppo.nn.cells)
     after the torso MLP and before the heads; the actor and the critic each have a
     cell (one with shared_torso). The hidden state of each env is reset at every
     episode end, and minibatches are whole env sequences (num_minibatches must divide

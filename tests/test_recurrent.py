@@ -21,6 +21,7 @@ from purejaxppo.core.rollout import collect_rollout, rollout_carry, step_records
 from purejaxppo.core.setup import make_setup
 from purejaxppo.core.train import init, training_batch
 from purejaxppo.envs.probes import MemoryCue
+from purejaxppo.nn.cells import GRU, LSTM
 from purejaxppo.nn.recurrent import initial_carry, reset_carry, unroll
 from purejaxppo.scale.mesh import data_parallel_check
 
@@ -74,6 +75,51 @@ def by_hand(network, params, carry, obs, dones):
         carry = reset_carry(carry, dones[t])
     stack = lambda xs: jax.tree.map(lambda *a: jnp.stack(a), *xs)
     return stack(dists), jnp.stack(values), stack(hidden)
+
+
+def _flax_params(kind, params, size):
+    """Our cell's parameters laid out as flax's GRUCell / OptimizedLSTMCell's."""
+    p = params["params"]
+    w_x, b, w_h = p["input"]["kernel"], p["input"]["bias"], p["recurrent"]["kernel"]
+    gates = "rzn" if kind == "gru" else "ifgo"
+    out = {}
+    for i, g in enumerate(gates):
+        cols = slice(i * size, (i + 1) * size)
+        if kind == "gru":
+            out["i" + g] = {"kernel": w_x[:, cols], "bias": b[cols]}
+            out["h" + g] = {"kernel": w_h[:, cols]}
+        else:  # flax puts the LSTM's one bias per gate on the hidden term
+            out["i" + g] = {"kernel": w_x[:, cols]}
+            out["h" + g] = {"kernel": w_h[:, cols], "bias": b[cols]}
+    if kind == "gru":
+        out["hn"]["bias"] = p["recurrent_bias"]
+    return {"params": out}
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+def test_cells_compute_flax_cells_functions(kind):
+    """The split cells (input projection hoisted out of the time scan) are flax's
+    GRUCell and OptimizedLSTMCell: same outputs and carries for the same weights."""
+    import flax.linen as nn
+
+    size, k = 5, jax.random.split(jax.random.key(0), 4)
+    x = jax.random.normal(k[0], (3, 4))
+    h = jax.random.normal(k[1], (3, size))
+    carry = h if kind == "gru" else (jax.random.normal(k[2], (3, size)), h)
+    ours = GRU(size) if kind == "gru" else LSTM(size)
+
+    def step(cell, carry, x):
+        return cell(carry, cell.project(x))
+
+    params = ours.init(k[3], carry, x, method=step)
+    got = ours.apply(params, carry, x, method=step)
+    theirs = nn.GRUCell(features=size) if kind == "gru" else nn.OptimizedLSTMCell(features=size)
+    want = theirs.apply(_flax_params(kind, params, size), carry, x)
+    assert_trees_close(got, want, atol=1e-6)
+    # Each gate's recurrent block starts orthogonal, as in flax's cells.
+    w_h = params["params"]["recurrent"]["kernel"]
+    for block in jnp.split(w_h, 3 if kind == "gru" else 4, axis=1):
+        np.testing.assert_allclose(block.T @ block, np.eye(size), atol=1e-5)
 
 
 @pytest.fixture(scope="module", params=["gru", "lstm"])

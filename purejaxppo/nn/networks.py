@@ -19,6 +19,7 @@ import jax.numpy as jnp
 
 from purejaxppo.config import Config
 from purejaxppo.envs.spec import MASK_KEY, EnvSpec, ObsLeaf, input_keys
+from purejaxppo.nn.cells import make_cell
 from purejaxppo.nn.distributions import (
     Categorical,
     DiagGaussian,
@@ -178,19 +179,26 @@ class ActorCritic(nn.Module):
     # The carry of a run is a tuple with one cell state per cell: (actor, critic) with
     # separate torsos, (shared,) with shared_torso. `nn.recurrent` composes these.
 
+    def _cells(self) -> tuple[nn.Module, ...]:
+        return (self.actor_cell,) if self.shared_torso else (self.actor_cell, self.critic_cell)
+
     def features(self, obs) -> tuple[jax.Array, ...]:
-        """Torso outputs, one per cell: (actor, critic) or (shared,); any leading axes."""
+        """Each cell's projected input (its torso's output through the cell's input
+        kernels), one per cell: (actor, critic) or (shared,); any leading axes. The
+        update computes these for a whole sequence before stepping through time."""
         if self.shared_torso:
-            return (self.torso(self._features(self.actor_encoder, obs)),)
-        return (
-            self.actor_torso(self._features(self.actor_encoder, obs)),
-            self.critic_torso(self._features(self.critic_encoder, obs)),
-        )
+            torsos = (self.torso(self._features(self.actor_encoder, obs)),)
+        else:
+            torsos = (
+                self.actor_torso(self._features(self.actor_encoder, obs)),
+                self.critic_torso(self._features(self.critic_encoder, obs)),
+            )
+        return tuple(cell.project(x) for cell, x in zip(self._cells(), torsos, strict=True))
 
     def cells(self, carry: tuple, features: tuple) -> tuple[tuple, tuple]:
-        """One step of each cell: (new carry, outputs), both tuples like `features`."""
-        cells = (self.actor_cell,) if self.shared_torso else (self.actor_cell, self.critic_cell)
-        stepped = [cell(c, x) for cell, c, x in zip(cells, carry, features, strict=True)]
+        """One step of each cell from its projected input: (new carry, outputs), both
+        tuples like `features`."""
+        stepped = [cell(c, x) for cell, c, x in zip(self._cells(), carry, features, strict=True)]
         return tuple(c for c, _ in stepped), tuple(y for _, y in stepped)
 
     def heads(self, outputs: tuple, obs) -> tuple[Distribution, jax.Array]:
@@ -206,7 +214,8 @@ class ActorCritic(nn.Module):
     def policy_step(self, cell_carry: Any, obs) -> tuple[Any, Distribution]:
         """The policy alone, for acting: the actor's (or the shared) cell state only."""
         torso = self.torso if self.shared_torso else self.actor_torso
-        cell_carry, y = self.actor_cell(cell_carry, torso(self._features(self.actor_encoder, obs)))
+        features = torso(self._features(self.actor_encoder, obs))
+        cell_carry, y = self.actor_cell(cell_carry, self.actor_cell.project(features))
         return cell_carry, self._dist(y, obs)
 
     def value_step(self, carry: tuple, obs) -> jax.Array:
@@ -214,14 +223,9 @@ class ActorCritic(nn.Module):
         bootstrap value of a truncated episode's final observation."""
         if self.shared_torso:
             features = self.torso(self._features(self.actor_encoder, obs))
-            return self._value(self.actor_cell(carry[0], features)[1])
+            return self._value(self.actor_cell(carry[0], self.actor_cell.project(features))[1])
         features = self.critic_torso(self._features(self.critic_encoder, obs))
-        return self._value(self.critic_cell(carry[-1], features)[1])
-
-
-def make_cell(kind: str, size: int) -> nn.Module:
-    """flax's GRUCell or OptimizedLSTMCell (carry (c, h)) of width `size`."""
-    return nn.GRUCell(features=size) if kind == "gru" else nn.OptimizedLSTMCell(features=size)
+        return self._value(self.critic_cell(carry[-1], self.critic_cell.project(features))[1])
 
 
 def _encoder(config: Config, spec: EnvSpec, selection) -> ObsEncoder | None:
