@@ -18,6 +18,7 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
         "ablations.ipynb",
         "multi_device.ipynb",
         "spaces.ipynb",
+        "memory.ipynb",
     ],
 )
 def test_notebook_runs_small(name, monkeypatch):
