@@ -7,8 +7,9 @@ own subprocess on the same workload, so that both see the same machine load. It
 prints and saves (benchmarks/results/before-after-cpu.json) the steps/s and compile
 seconds per version and seed count, their medians, and the after/before ratios, and
 whether the two versions compile CartPole-default to the same XLA program (a hash of
-the optimised HLO with source locations and debug metadata removed): when they do, a
-throughput ratio away from 1 is the machine's noise, not the change.
+the optimised HLO with source locations and debug metadata removed and its
+instructions renumbered, so that renaming a Python function changes nothing): when
+they do, a throughput ratio away from 1 is the machine's noise, not the change.
 
     python benchmarks/before_after.py --before abe18cf
     python benchmarks/before_after.py --before HEAD~3 --seeds 1 --rounds 3
@@ -54,7 +55,12 @@ for line in text.splitlines():
     for pattern in DEBUG:
         line = re.sub(pattern, "", line)
     kept.append(line)
-program = hashlib.sha256("\n".join(kept).encode()).hexdigest()[:16]
+# Instruction names come from the Python functions that traced them (a renamed
+# helper renames its ops): number them in order of first appearance instead.
+names = {}
+canonical = re.sub(r"%[\w.\-]+", lambda m: names.setdefault(m.group(0), f"%v{len(names)}"),
+                   "\n".join(kept))
+program = hashlib.sha256(canonical.encode()).hexdigest()[:16]
 print("RESULT " + json.dumps({"rows": rows, "machine": machine_info(), "program": program}))
 """
 
