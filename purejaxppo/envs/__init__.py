@@ -14,7 +14,11 @@ _ADAPTER = "purejaxppo.envs.gymnax_adapter"
 _SPEC = "purejaxppo.envs.spec"
 _SPACES = "purejaxppo.envs.spaces"
 _POMDP = "purejaxppo.envs.pomdp"
+_CHECK = "purejaxppo.envs.check"
 _EXPORTS = {
+    "EnvCheckError": _CHECK,
+    "EnvCheckReport": _CHECK,
+    "check_env": _CHECK,
     "EnvSpec": _SPEC,
     "ObsLeaf": _SPEC,
     "MultiDiscrete": _SPACES,
@@ -28,11 +32,14 @@ _EXPORTS = {
     "step_envs": _ADAPTER,
 }
 __all__ = [
+    "EnvCheckError",
+    "EnvCheckReport",
     "EnvSpec",
     "MultiDiscrete",
     "ObsLeaf",
     "StatelessCartPole",
     "StepResult",
+    "check_env",
     "env_spec",
     "prepare_obs",
     "reset_envs",
@@ -42,6 +49,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from purejaxppo.envs.check import EnvCheckError, EnvCheckReport, check_env
     from purejaxppo.envs.gymnax_adapter import (
         StepResult,
         env_spec,

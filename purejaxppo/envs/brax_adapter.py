@@ -1,4 +1,5 @@
-"""Brax environments behind the gymnax `Environment` API (`env="brax/<name>"`).
+"""Brax environments behind the gymnax `Environment` API: `env="brax/<name>"` or any
+`brax.envs.Env` instance (a user's own PipelineEnv subclass, unwrapped).
 
 The wrapper exposes Brax's raw, un-wrapped env: `step_env` advances one agent step
 (`action_repeat` physics steps with the same action) and reports Brax's `done` as a
@@ -49,16 +50,28 @@ class BraxEnv(Environment):
     # Resetting builds a physics state: step_envs skips it on steps where no env ended.
     costly_reset = True
 
-    def __init__(self, name: str, backend: str = "auto", action_repeat: int = 1):
+    def __init__(
+        self, name: str, backend: str = "auto", action_repeat: int = 1, *, brax_env: Any = None
+    ):
+        """A registered Brax env by name, or (`brax_env`) any `brax.envs.Env` instance,
+        e.g. a user's own PipelineEnv subclass, unwrapped."""
         super().__init__()
+        self.action_repeat = int(action_repeat)
+        self.own_instance = brax_env is not None
+        if self.own_instance:
+            _patch_brax_fluid_clip()
+            self.env_name = name
+            self.backend = str(getattr(brax_env, "backend", "custom"))
+            self.brax_env = brax_env
+            return
         if backend == "auto":
             backend = "generalized" if name in GENERALIZED_ONLY else "positional"
         self.env_name = name
         self.backend = backend
-        self.action_repeat = int(action_repeat)
         self.brax_env = _brax_env(name, backend)
 
-    # Hashable by what defines it, so configs naming the same env compare equal.
+    # Hashable by what defines it, so configs naming the same env compare equal (a
+    # user's instance: the same object).
     def __eq__(self, other):
         return isinstance(other, BraxEnv) and self._key() == other._key()
 
@@ -66,9 +79,13 @@ class BraxEnv(Environment):
         return hash(self._key())
 
     def _key(self):
+        if self.own_instance:
+            return (id(self.brax_env), self.action_repeat)
         return (self.env_name, self.backend, self.action_repeat)
 
     def __repr__(self):
+        if self.own_instance:
+            return f"BraxEnv({self.brax_env!r}, action_repeat={self.action_repeat})"
         return (
             f"BraxEnv({self.env_name!r}, backend={self.backend!r}, "
             f"action_repeat={self.action_repeat})"
@@ -76,7 +93,7 @@ class BraxEnv(Environment):
 
     @property
     def name(self) -> str:
-        return f"{BRAX_PREFIX}{self.env_name}"
+        return self.env_name if self.own_instance else f"{BRAX_PREFIX}{self.env_name}"
 
     @property
     def default_params(self) -> BraxParams:
@@ -110,8 +127,21 @@ class BraxEnv(Environment):
     def action_space(self, params=None) -> spaces.Box:
         return spaces.Box(-1.0, 1.0, (self.brax_env.action_size,), jnp.float32)
 
-    def observation_space(self, params=None) -> spaces.Box:
-        return spaces.Box(-jnp.inf, jnp.inf, (self.brax_env.observation_size,), jnp.float32)
+    def observation_space(self, params=None) -> spaces.Box | spaces.Dict:
+        """A Box, or a Dict of Boxes for a Brax env with dict observations (e.g.
+        "state" and "privileged_state")."""
+        size = self.brax_env.observation_size
+        if isinstance(size, dict):
+            return spaces.Dict(
+                {k: spaces.Box(-jnp.inf, jnp.inf, tuple(v), jnp.float32) for k, v in size.items()}
+            )
+        return spaces.Box(-jnp.inf, jnp.inf, (size,), jnp.float32)
+
+
+def wrap_brax_instance(env: Any, action_repeat: int = 1) -> BraxEnv:
+    """The BraxEnv of a user's `brax.envs.Env` instance (checked unwrapped by
+    `registry.check_brax_instance`)."""
+    return BraxEnv(type(env).__name__, action_repeat=action_repeat, brax_env=env)
 
 
 def _legacy(key: jax.Array) -> jax.Array:

@@ -22,12 +22,13 @@ import numpy as np
 from gymnax.environments import spaces
 from gymnax.environments.environment import Environment
 
-from purejaxppo.envs.brax_adapter import make_brax_env
+from purejaxppo.envs.brax_adapter import make_brax_env, wrap_brax_instance
 from purejaxppo.envs.registry import (
     OWN_ENVS,
     PROBE_PREFIX,
     check_env_id,
     is_brax_id,
+    is_brax_instance,
     is_own_id,
     is_probe_id,
 )
@@ -72,8 +73,9 @@ def resolve_env(
     brax_backend: str = "auto",
 ) -> tuple[Any, Any]:
     """(env instance, params) from a registered gymnax id, one of purejaxppo's own ids
-    (`registry.OWN_ENVS`, e.g. "StatelessCartPole-v1"), "brax/<name>", "probe/<name>", or
-    an Environment instance; `episode_length` overrides the time limit.
+    (`registry.OWN_ENVS`, e.g. "StatelessCartPole-v1"), "brax/<name>", "probe/<name>", a
+    `brax.envs.Env` instance, or a gymnax Environment instance; `episode_length`
+    overrides the time limit.
 
     Raises ValueError naming close matches for an unknown id, and for action spaces
     other than Discrete and 1-D Box.
@@ -81,6 +83,9 @@ def resolve_env(
     check_env_id(env, action_repeat=action_repeat, brax_backend=brax_backend)
     if is_brax_id(env):
         instance = make_brax_env(env, brax_backend, action_repeat)
+        default_params = instance.default_params
+    elif is_brax_instance(env):
+        instance = wrap_brax_instance(env, action_repeat)
         default_params = instance.default_params
     elif is_probe_id(env):
         from purejaxppo.envs import probes

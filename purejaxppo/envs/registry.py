@@ -3,7 +3,7 @@
 A Config is plain data: building it checks its env id against the registries (gymnax's
 registered ids, purejaxppo's own ids below (`OWN_ENVS`, e.g. "StatelessCartPole-v1"), the
 Brax names, "probe/<name>" for the probe environments of `envs.probes` with their default
-arguments, or an object with the gymnax Environment API)
+arguments, a `brax.envs.Env` instance, or an object with the gymnax Environment API)
 but never builds the env (for Brax that would load the physics system). The env is
 built later, in `core.setup.make_setup`.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
+import sys
 from typing import Any
 
 BRAX_PREFIX = "brax/"
@@ -85,6 +86,31 @@ def is_brax_id(env: Any) -> bool:
     return isinstance(env, str) and env.startswith(BRAX_PREFIX)
 
 
+def is_brax_instance(env: Any) -> bool:
+    """Whether `env` is a `brax.envs.Env` instance (a user's own PipelineEnv subclass,
+    say). Imports nothing: without brax imported, no such instance can exist."""
+    base = sys.modules.get("brax.envs.base")
+    return base is not None and isinstance(env, base.Env)
+
+
+def check_brax_instance(env: Any) -> None:
+    """Raise ValueError for a Brax env inside Brax's training wrappers: their time
+    limit sets `done` (so truncations would read as terminations) and their auto-reset
+    drops the final observation; purejaxppo applies both itself."""
+    wrapped = []
+    inner = env
+    while hasattr(inner, "env") and isinstance(inner, sys.modules["brax.envs.base"].Wrapper):
+        wrapped.append(type(inner).__name__)
+        inner = inner.env
+    if wrapped:
+        raise ValueError(
+            f"Config.env={env!r}: a Brax env inside {', '.join(wrapped)}; pass the "
+            "unwrapped env (env.unwrapped) and set Config.episode_length and "
+            "Config.action_repeat instead (Brax's wrappers merge time limits into done "
+            "and drop the final observation at auto-reset)"
+        )
+
+
 def check_brax_id(env_id: str, backend: str = "auto") -> None:
     """Raise unless "brax/<name>" is a known Brax env that supports `backend`: ValueError
     naming close matches for an unknown name, ImportError with the install hint when
@@ -126,15 +152,17 @@ def check_env_api(env: Any) -> None:
 
 def check_env_id(env: Any, *, action_repeat: int = 1, brax_backend: str = "auto") -> None:
     """Raise unless `env` names an environment we can build with these options: a
-    registered gymnax id, one of `OWN_ENVS`, "brax/<name>", "probe/<name>" or an
-    Environment instance. Constructs nothing."""
-    if action_repeat != 1 and not is_brax_id(env):
+    registered gymnax id, one of `OWN_ENVS`, "brax/<name>", "probe/<name>", a
+    `brax.envs.Env` instance or a gymnax Environment instance. Constructs nothing."""
+    if action_repeat != 1 and not (is_brax_id(env) or is_brax_instance(env)):
         raise ValueError(
-            f"Config.action_repeat={action_repeat}: only Brax envs (env='brax/<name>') "
-            f"support action repeat, not env={env!r}"
+            f"Config.action_repeat={action_repeat}: only Brax envs (env='brax/<name>' or "
+            f"a brax.envs.Env) support action repeat, not env={env!r}"
         )
     if is_brax_id(env):
         check_brax_id(env, brax_backend)
+    elif is_brax_instance(env):
+        check_brax_instance(env)
     elif is_probe_id(env):
         check_probe_id(env)
     elif is_own_id(env):
