@@ -17,6 +17,7 @@ import purejaxppo
 from purejaxppo import Config
 from purejaxppo.envs import check_env
 from purejaxppo.envs.check import EnvCheckError
+from purejaxppo.envs.libraries import JumanjiEnv
 from purejaxppo.envs.probes import MaskedActions
 
 
@@ -81,7 +82,15 @@ ADAPTERS = [
     pytest.param("probe/PrivilegedReward", {}, id="probe-dict"),
     pytest.param("probe/PixelActionReward", {}, id="probe-uint8-pixels"),
     pytest.param("probe/TwoStepDiscount", {"random_resets": False}, id="probe-fixed-start"),
-    pytest.param("brax/inverted_pendulum", {"num_steps": 24, "time_limit": 8}, id="brax-named"),
+    pytest.param("jumanji/Game2048-v1", {}, id="jumanji-masked"),
+    # Snake ends at its time_limit through a termination: the adapter reports it as
+    # the truncation it is (the check fails otherwise).
+    pytest.param(
+        JumanjiEnv("Snake-v1", num_rows=6, num_cols=6, time_limit=10), {}, id="jumanji-snake"
+    ),
+    pytest.param("jumanji/Maze-v0", {}, id="jumanji-nested-obs"),
+    pytest.param("xminigrid/MiniGrid-EmptyRandom-6x6", {}, id="xminigrid"),
+    pytest.param("craftax/Craftax-Classic-Symbolic-v1", {"num_steps": 24}, id="craftax-classic"),
     pytest.param(PointMass(), {}, id="brax-user-env"),
     pytest.param(PointMass(dict_obs=True), {}, id="brax-user-env-dict"),
 ]
@@ -193,6 +202,50 @@ def test_check_env_names_each_fault(env, message):
         check_env(env)
     assert str(info.value).startswith(f"check_env(env={env!r}): ")
     assert str(info.value).count(". ") == 0  # one sentence
+
+
+def test_library_ids_are_checked_when_the_config_is_built(monkeypatch):
+    with pytest.raises(ValueError, match="did you mean jumanji/Snake-v1"):
+        Config(env="jumanji/Snak-v1")
+    with pytest.raises(ValueError, match="not a xminigrid environment"):
+        Config(env="xminigrid/NoSuchGrid")
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "craftax" else real(name, *a)
+    )
+    with pytest.raises(ImportError, match=r"pip install 'purejaxppo\[craftax\]'"):
+        Config(env="craftax/Craftax-Classic-Symbolic-v1")
+
+
+def test_snakes_time_limit_is_a_truncation_and_a_death_a_termination():
+    """Jumanji's Snake reports both through termination (discount 0). A snake that
+    dies on the limit's own step reads as truncated (the two cannot be told apart)."""
+    from purejaxppo.envs.gymnax_adapter import env_spec, reset_envs, step_envs
+
+    env = JumanjiEnv("Snake-v1", num_rows=6, num_cols=6, time_limit=5)
+    params, n = env.default_params, 64
+    spec = env_spec(env, params)
+
+    @jax.jit
+    def run(key):
+        _, state = reset_envs(env, params, jax.random.split(key, n), spec)
+
+        def step(state, k):
+            k_act, k_env = jax.random.split(k)
+            action = jax.random.randint(k_act, (n,), 0, 4)
+            out = step_envs(env, params, spec, jax.random.split(k_env, n), state, action)
+            return out.env_state, (out.terminated, out.truncated)
+
+        return jax.lax.scan(step, state, jax.random.split(key, 5))[1]
+
+    terminated, truncated = map(np.asarray, run(jax.random.key(0)))
+    assert not truncated[:-1].any()  # no time limit before step 5
+    dead = terminated[:-1].any(axis=0)
+    assert dead.any() and (~dead).any()  # random moves: some snakes died, some lived
+    assert not (terminated[-1] & ~dead).any()  # a survivor's step 5 is not a termination
+    np.testing.assert_array_equal(truncated[-1], ~dead)  # but a truncation
 
 
 def test_a_brax_env_in_brax_training_wrappers_is_refused_before_compiling():

@@ -30,12 +30,12 @@ import numpy as np
 from gymnax.environments import spaces
 
 from purejaxppo.envs.gymnax_adapter import (
-    _uses_base_step,
     env_spec,
     mask_hook,
     reset_envs,
     resolve_env,
     step_envs,
+    uses_base_step,
 )
 from purejaxppo.envs.spec import MASK_KEY, SINGLE_KEY, EnvSpec
 
@@ -184,65 +184,10 @@ def check_env(
         skipped.append("time limit: the env's params have no max_steps_in_episode")
     spec = env_spec(instance, params)
     key = jax.random.key(seed)
+    _check_one_step(instance, params, spec, key, skipped)
+    _check_resets(instance, params, spec, key, num_envs, random_resets, skipped)
 
-    # -- one env, unbatched: spaces, dtypes, what reset and step return --------------
-    obs, state = jax.jit(instance.reset)(key, params)
-    try:
-        space = instance.observation_space(params)
-    except (AttributeError, NotImplementedError):
-        space = None
-        skipped.append("observation_space: not defined")
-    if space is not None:
-        _check_against_space(instance, obs, space, "reset's observation")
-    one_action = _random_actions(spec, _mask_only(obs, instance, state, params), key, 1)[0]
-    _check_action_in_space(instance, instance.action_space(params), one_action, spec)
-    if _uses_base_step(instance):
-        raw = jax.jit(instance.step_env)(key, state, one_action, params)
-        obs1, _, reward, terminated, _ = raw
-    else:
-        raw = jax.jit(instance.step)(key, state, one_action, params)
-        if len(raw) != 6 or not isinstance(raw[5], dict) or "final_observation" not in raw[5]:
-            _fail(
-                instance,
-                "its own step must return (obs, state, reward, terminated, "
-                "truncated, info) with the pre-reset observation in info['final_observation']",
-            )
-        obs1, _, reward, terminated = raw[:4]
-    if jax.tree.structure(obs1) != jax.tree.structure(obs) or any(
-        a.shape != b.shape or a.dtype != b.dtype
-        for a, b in zip(jax.tree.leaves(obs1), jax.tree.leaves(obs), strict=True)
-    ):
-        _fail(
-            instance,
-            "step's observation differs from reset's in structure, shape or dtype "
-            f"({_describe(obs1)} vs {_describe(obs)})",
-        )
-    if jnp.shape(reward) != () or not jnp.issubdtype(jnp.asarray(reward).dtype, jnp.floating):
-        _fail(instance, f"reward must be a float scalar per env, got {_describe(reward)}")
-    if jnp.shape(terminated) != () or not (
-        jnp.asarray(terminated).dtype == jnp.bool_ or jnp.isin(terminated, jnp.array([0, 1])).all()
-    ):
-        _fail(instance, f"terminated must be a bool scalar per env, got {_describe(terminated)}")
-
-    # -- reset across envs and episodes -----------------------------------------------
-    keys = jax.random.split(key, 2 * num_envs)
-    reset = jax.jit(lambda k: reset_envs(instance, params, k, spec))
-    obs_a, _ = reset(keys[:num_envs])
-    obs_b, _ = reset(keys[num_envs:])
-    if random_resets:
-        if not _rows_differ(obs_a):
-            _fail(
-                instance,
-                f"reset gave the same observation to all {num_envs} envs "
-                "(is the key used?); pass random_resets=False if the start is fixed by design",
-            )
-        if _equal_trees(obs_a, obs_b):
-            _fail(instance, "reset with new keys repeated the previous episodes' observations")
-    else:
-        skipped.append("random resets: random_resets=False")
-    _check_finite(instance, obs_a, "reset's observation")
-
-    # -- a rollout with random legal actions -------------------------------------------
+    # A rollout with random legal actions, compiled twice.
     obs0, steps, actions = _trajectory(instance, params, spec, key, num_envs, num_steps)
     again = _trajectory(instance, params, spec, key, num_envs, num_steps)  # traced anew
     if not _equal_trees((obs0, steps, actions), again):
@@ -255,8 +200,7 @@ def check_env(
     if not np.all(np.isfinite(np.asarray(steps.reward))):
         _fail(instance, "step returned a non-finite reward")
     terminated, truncated = np.asarray(steps.terminated), np.asarray(steps.truncated)
-    done = terminated | truncated
-    _check_final_obs(instance, steps, done, random_resets, skipped)
+    _check_final_obs(instance, steps, terminated | truncated, random_resets, skipped)
     if MASK_KEY in (steps.obs if isinstance(steps.obs, dict) else {}):
         _check_mask(instance, spec, obs0, steps.obs)
     if limit is not None:
@@ -267,6 +211,66 @@ def check_env(
     return EnvCheckReport(
         spec, num_steps, int(terminated.sum()), int(truncated.sum()), limit, tuple(skipped)
     )
+
+
+def _check_one_step(env: Any, params: Any, spec: EnvSpec, key: jax.Array, skipped: list) -> None:
+    """One env, unbatched: the spaces, and what reset and one step return."""
+    obs, state = jax.jit(env.reset)(key, params)
+    try:
+        space = env.observation_space(params)
+    except (AttributeError, NotImplementedError):
+        space = None
+        skipped.append("observation_space: not defined")
+    if space is not None:
+        _check_against_space(env, obs, space, "reset's observation")
+    one_action = _random_actions(spec, _mask_only(obs, env, state, params), key, 1)[0]
+    _check_action_in_space(env, env.action_space(params), one_action, spec)
+    if uses_base_step(env):
+        obs1, _, reward, terminated, _ = jax.jit(env.step_env)(key, state, one_action, params)
+    else:
+        raw = jax.jit(env.step)(key, state, one_action, params)
+        if len(raw) != 6 or not isinstance(raw[5], dict) or "final_observation" not in raw[5]:
+            _fail(
+                env,
+                "its own step must return (obs, state, reward, terminated, "
+                "truncated, info) with the pre-reset observation in info['final_observation']",
+            )
+        obs1, _, reward, terminated = raw[:4]
+    if jax.tree.structure(obs1) != jax.tree.structure(obs) or any(
+        a.shape != b.shape or a.dtype != b.dtype
+        for a, b in zip(jax.tree.leaves(obs1), jax.tree.leaves(obs), strict=True)
+    ):
+        _fail(
+            env,
+            "step's observation differs from reset's in structure, shape or dtype "
+            f"({_describe(obs1)} vs {_describe(obs)})",
+        )
+    if jnp.shape(reward) != () or not jnp.issubdtype(jnp.asarray(reward).dtype, jnp.floating):
+        _fail(env, f"reward must be a float scalar per env, got {_describe(reward)}")
+    if jnp.shape(terminated) != () or not (
+        jnp.asarray(terminated).dtype == jnp.bool_ or jnp.isin(terminated, jnp.array([0, 1])).all()
+    ):
+        _fail(env, f"terminated must be a bool scalar per env, got {_describe(terminated)}")
+
+
+def _check_resets(env, params, spec, key, num_envs: int, random_resets: bool, skipped) -> None:
+    """Batched resets: finite, and (random_resets) different across envs and episodes."""
+    keys = jax.random.split(key, 2 * num_envs)
+    reset = jax.jit(lambda k: reset_envs(env, params, k, spec))
+    obs_a, _ = reset(keys[:num_envs])
+    obs_b, _ = reset(keys[num_envs:])
+    if random_resets:
+        if not _rows_differ(obs_a):
+            _fail(
+                env,
+                f"reset gave the same observation to all {num_envs} envs "
+                "(is the key used?); pass random_resets=False if the start is fixed by design",
+            )
+        if _equal_trees(obs_a, obs_b):
+            _fail(env, "reset with new keys repeated the previous episodes' observations")
+    else:
+        skipped.append("random resets: random_resets=False")
+    _check_finite(env, obs_a, "reset's observation")
 
 
 def _mask_only(obs: Any, env: Any, state: Any, params: Any) -> Any:

@@ -31,6 +31,7 @@ from purejaxppo.envs.registry import (
     is_brax_instance,
     is_own_id,
     is_probe_id,
+    library_prefix,
 )
 from purejaxppo.envs.spec import MASK_KEY, SINGLE_KEY, EnvSpec, ObsLeaf, obs_leaves
 
@@ -73,8 +74,9 @@ def resolve_env(
     brax_backend: str = "auto",
 ) -> tuple[Any, Any]:
     """(env instance, params) from a registered gymnax id, one of purejaxppo's own ids
-    (`registry.OWN_ENVS`, e.g. "StatelessCartPole-v1"), "brax/<name>", "probe/<name>", a
-    `brax.envs.Env` instance, or a gymnax Environment instance; `episode_length`
+    (`registry.OWN_ENVS`, e.g. "StatelessCartPole-v1"), "brax/<name>", "probe/<name>",
+    "jumanji/<id>", "xminigrid/<id>", "craftax/<id>", a `brax.envs.Env` instance, or a
+    gymnax Environment instance; `episode_length`
     overrides the time limit.
 
     Raises ValueError naming close matches for an unknown id, and for action spaces
@@ -86,6 +88,11 @@ def resolve_env(
         default_params = instance.default_params
     elif is_brax_instance(env):
         instance = wrap_brax_instance(env, action_repeat)
+        default_params = instance.default_params
+    elif library_prefix(env) is not None:
+        from purejaxppo.envs.libraries import make_library_env
+
+        instance = make_library_env(env)
         default_params = instance.default_params
     elif is_probe_id(env):
         from purejaxppo.envs import probes
@@ -221,7 +228,8 @@ def split_step_keys(keys: jax.Array) -> jax.Array:
     return jax.vmap(jax.random.split)(keys.reshape(-1)).reshape((*keys.shape, 2))
 
 
-def _uses_base_step(env: Any) -> bool:
+def uses_base_step(env: Any) -> bool:
+    """Whether `env` keeps gymnax's own `step` (so the adapter steps `step_env`)."""
     return getattr(type(env), "step", None) is Environment.step
 
 
@@ -278,13 +286,13 @@ def step_envs(
     if not spec.discrete:
         action = jnp.clip(action, spec.action_low, spec.action_high)
     batch = keys.shape[0]
-    if _uses_base_step(env) and getattr(env, "costly_reset", False):
+    if uses_base_step(env) and getattr(env, "costly_reset", False):
         if keys.ndim == 1:
             keys = split_step_keys(keys)
         obs, state, reward, terminated, truncated, final_obs = _step_then_reset_if_any(
             env, params, keys, state, action
         )
-    elif _uses_base_step(env):
+    elif uses_base_step(env):
         if keys.ndim == 1:
             keys = split_step_keys(keys)
         obs, state, reward, terminated, truncated, final_obs = jax.vmap(

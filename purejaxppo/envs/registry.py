@@ -48,6 +48,19 @@ PROBE_ENVS = (
     "TwoStepDiscount",
 )
 
+# Environment libraries behind `envs.libraries`: "<prefix><id>" -> (module, pip extra).
+LIBRARY_PREFIXES: dict[str, tuple[str, str]] = {
+    "jumanji/": ("jumanji", "jumanji"),
+    "xminigrid/": ("xminigrid", "xminigrid"),
+    "craftax/": ("craftax", "craftax"),
+}
+CRAFTAX_ENVS = (
+    "Craftax-Symbolic-v1",
+    "Craftax-Pixels-v1",
+    "Craftax-Classic-Symbolic-v1",
+    "Craftax-Classic-Pixels-v1",
+)
+
 # purejaxppo's own envs under gymnax-style ids, consulted before gymnax's registry:
 # id -> (module, class), built with no arguments (strings, so checking imports nothing).
 OWN_ENVS: dict[str, tuple[str, str]] = {
@@ -58,6 +71,36 @@ OWN_ENVS: dict[str, tuple[str, str]] = {
 def is_own_id(env: Any) -> bool:
     """Whether `env` is one of purejaxppo's own env ids (`OWN_ENVS`)."""
     return isinstance(env, str) and env in OWN_ENVS
+
+
+def library_prefix(env: Any) -> str | None:
+    """The "<library>/" prefix of a library env id ("jumanji/Snake-v1"), else None."""
+    if isinstance(env, str):
+        for prefix in LIBRARY_PREFIXES:
+            if env.startswith(prefix):
+                return prefix
+    return None
+
+
+def library_env_names(prefix: str) -> tuple[str, ...]:
+    """The ids a library registers (imports it; Craftax's four need no import)."""
+    module = LIBRARY_PREFIXES[prefix][0]
+    if module == "craftax":
+        return CRAFTAX_ENVS
+    library = importlib.import_module(module)
+    return tuple(sorted(library.registered_environments()))
+
+
+def check_library_id(env_id: str) -> None:
+    """Raise ImportError naming the extra when the library is missing, ValueError
+    naming close matches for an id it does not register."""
+    prefix = library_prefix(env_id)
+    module, extra = LIBRARY_PREFIXES[prefix]
+    if importlib.util.find_spec(module) is None:
+        raise ImportError(
+            f"Config.env={env_id!r} needs {module}: pip install 'purejaxppo[{extra}]'"
+        )
+    check_listed(env_id, prefix, library_env_names(prefix), module)
 
 
 def is_probe_id(env: Any) -> bool:
@@ -163,6 +206,8 @@ def check_env_id(env: Any, *, action_repeat: int = 1, brax_backend: str = "auto"
         check_brax_id(env, brax_backend)
     elif is_brax_instance(env):
         check_brax_instance(env)
+    elif library_prefix(env) is not None:
+        check_library_id(env)
     elif is_probe_id(env):
         check_probe_id(env)
     elif is_own_id(env):
