@@ -17,7 +17,7 @@ import purejaxppo
 from purejaxppo import Config
 from purejaxppo.envs import check_env
 from purejaxppo.envs.check import EnvCheckError
-from purejaxppo.envs.libraries import JumanjiEnv
+from purejaxppo.envs.libraries import JumanjiEnv, LegacyGymnaxEnv
 from purejaxppo.envs.probes import MaskedActions
 
 
@@ -202,6 +202,30 @@ def test_check_env_names_each_fault(env, message):
         check_env(env)
     assert str(info.value).startswith(f"check_env(env={env!r}): ")
     assert str(info.value).count(". ") == 0  # one sentence
+
+
+class OldGymnaxCartPole(CartPole):
+    """CartPole as gymnax wrote envs before 1.0: `done` includes the time limit, and
+    `step` auto-resets and returns five values (no final observation)."""
+
+    def step_env(self, key, state, action, params):
+        obs, state, reward, terminated, info = super().step_env(key, state, action, params)
+        return obs, state, reward, terminated | (state.time >= params.max_steps_in_episode), info
+
+    def step(self, key, state, action, params=None):
+        params = self.default_params if params is None else params
+        k_step, k_reset = jax.random.split(key)
+        obs, state, reward, done, info = self.step_env(k_step, state, action, params)
+        obs_re, state_re = self.reset_env(k_reset, params)
+        state = jax.tree.map(lambda r, s: jax.lax.select(done, r, s), state_re, state)
+        return jax.lax.select(done, obs_re, obs), state, reward, done, info
+
+
+def test_an_env_for_gymnax_before_1_0_is_refused_then_adapted():
+    with pytest.raises(EnvCheckError, match=r"wrap an env written for gymnax before 1\.0"):
+        check_env(OldGymnaxCartPole())
+    report = check_env(LegacyGymnaxEnv(OldGymnaxCartPole()))
+    assert report.truncations > 0  # its time limit, now a truncation
 
 
 def test_library_ids_are_checked_when_the_config_is_built(monkeypatch):

@@ -233,7 +233,9 @@ def _check_one_step(env: Any, params: Any, spec: EnvSpec, key: jax.Array, skippe
             _fail(
                 env,
                 "its own step must return (obs, state, reward, terminated, "
-                "truncated, info) with the pre-reset observation in info['final_observation']",
+                "truncated, info) with the pre-reset observation in info['final_observation'] "
+                "(wrap an env written for gymnax before 1.0 in "
+                "purejaxppo.envs.libraries.LegacyGymnaxEnv)",
             )
         obs1, _, reward, terminated = raw[:4]
     if jax.tree.structure(obs1) != jax.tree.structure(obs) or any(

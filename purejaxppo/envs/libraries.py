@@ -297,3 +297,57 @@ def make_library_env(env_id: str) -> LibraryEnv:
     """The adapter for "<library>/<id>" (checked by `registry.check_library_id`)."""
     library, name = env_id.split("/", 1)
     return LIBRARIES[library](name)
+
+
+# ---- gymnax before 1.0 -------------------------------------------------------------
+
+
+class LegacyGymnaxEnv(Environment):
+    """An env written against gymnax's API before 1.0: `step_env` returns `(obs,
+    state, reward, done, info)` with the time limit folded into `done` (its
+    `is_terminal` checks `state.time >= params.max_steps_in_episode`), and its `step`
+    returns five values with no final observation. The adapter steps `step_env` and
+    splits `done`: an end at the time limit is a truncation, any other a termination.
+    Needs `state.time` and `params.max_steps_in_episode`, which every gymnax env had.
+
+        Config(env=LegacyGymnaxEnv(MyOldEnv()))
+    """
+
+    def __init__(self, env: Any):
+        super().__init__()
+        for method in ("reset_env", "step_env", "action_space", "default_params"):
+            if not hasattr(env, method):
+                raise TypeError(f"LegacyGymnaxEnv({env!r}): the env has no {method}")
+        self.env = env
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LegacyGymnaxEnv) and self.env == other.env
+
+    def __hash__(self) -> int:
+        return hash((LegacyGymnaxEnv, self.env))
+
+    def __repr__(self) -> str:
+        return f"LegacyGymnaxEnv({self.env!r})"
+
+    @property
+    def name(self) -> str:
+        return getattr(self.env, "name", type(self.env).__name__)
+
+    @property
+    def default_params(self) -> Any:
+        return self.env.default_params
+
+    def reset_env(self, key: jax.Array, params: Any):
+        return self.env.reset_env(key, params)
+
+    def step_env(self, key: jax.Array, state: Any, action: jax.Array, params: Any):
+        obs, state, reward, done, info = self.env.step_env(key, state, action, params)
+        at_limit = state.time >= params.max_steps_in_episode
+        terminated = jnp.logical_and(jnp.asarray(done, bool), jnp.logical_not(at_limit))
+        return obs, state, reward, terminated, info
+
+    def action_space(self, params: Any = None) -> Any:
+        return self.env.action_space(params)
+
+    def observation_space(self, params: Any) -> Any:
+        return self.env.observation_space(params)
