@@ -100,7 +100,7 @@ class BraxEnv(Environment):
         return BraxParams()
 
     def reset_env(self, key: jax.Array, params: BraxParams):
-        inner = self.brax_env.reset(_legacy(key))
+        inner = self.brax_env.reset(raw_key(key))
         return inner.obs, BraxEnvState(inner=inner, time=jnp.zeros((), jnp.int32))
 
     def step_env(self, key: jax.Array, state: BraxEnvState, action: jax.Array, params):
@@ -144,8 +144,8 @@ def wrap_brax_instance(env: Any, action_repeat: int = 1) -> BraxEnv:
     return BraxEnv(type(env).__name__, action_repeat=action_repeat, brax_env=env)
 
 
-def _legacy(key: jax.Array) -> jax.Array:
-    """Brax envs split raw uint32[2] keys."""
+def raw_key(key: jax.Array) -> jax.Array:
+    """A uint32[2] key, as Brax and other libraries written before typed keys expect."""
     if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
         return jax.random.key_data(key)
     return key

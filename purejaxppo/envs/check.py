@@ -32,12 +32,13 @@ from gymnax.environments import spaces
 from purejaxppo.envs.gymnax_adapter import (
     env_spec,
     mask_hook,
+    merge_mask,
     reset_envs,
     resolve_env,
     step_envs,
     uses_base_step,
 )
-from purejaxppo.envs.spec import MASK_KEY, SINGLE_KEY, EnvSpec
+from purejaxppo.envs.spec import MASK_KEY, EnvSpec
 
 
 class EnvCheckError(ValueError):
@@ -280,8 +281,7 @@ def _mask_only(obs: Any, env: Any, state: Any, params: Any) -> Any:
     `_random_actions` reads to draw one legal action."""
     hook = mask_hook(env)
     if hook is not None:
-        base = dict(obs) if isinstance(obs, dict) else {SINGLE_KEY: obs}
-        obs = {**base, MASK_KEY: hook(state, params)}
+        obs = merge_mask(obs, hook(state, params))
     if isinstance(obs, dict) and MASK_KEY in obs:
         return {MASK_KEY: jnp.reshape(obs[MASK_KEY], (1, -1)).astype(bool)}
     return {}

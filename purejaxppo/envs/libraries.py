@@ -37,6 +37,7 @@ from flax import struct
 from gymnax.environments import spaces
 from gymnax.environments.environment import Environment
 
+from purejaxppo.envs.brax_adapter import raw_key
 from purejaxppo.envs.spaces import MultiDiscrete
 
 NO_LIMIT = 2**31 - 1  # a library env without a time limit
@@ -53,13 +54,6 @@ class LibraryState:
     inner: Any  # the library's state (or TimeStep)
     time: jax.Array  # int32 agent steps in this episode
     library_truncated: jax.Array  # the library ended the episode at its own limit
-
-
-def raw_key(key: jax.Array) -> jax.Array:
-    """A uint32[2] key, as libraries written before typed keys expect."""
-    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-        return jax.random.key_data(key)
-    return key
 
 
 class LibraryEnv(Environment):
