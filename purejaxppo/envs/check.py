@@ -118,25 +118,69 @@ def _has_time_limit(params: Any) -> bool:
     return hasattr(params, "max_steps_in_episode") and hasattr(params, "replace")
 
 
-def _trajectory(env, params, spec, key, num_envs, num_steps, actions_fn=_random_actions):
-    """reset_envs then num_steps step_envs with random legal actions, as one jitted
-    program: (reset obs, per-step StepResults stacked on a leading axis)."""
+BOUND_STEPS = 4  # steps taken at the Box's bounds first (continuous, finite bounds)
+
+
+def _bounded(spec: EnvSpec) -> bool:
+    if spec.discrete:
+        return False
+    return bool(np.all(np.isfinite(spec.action_low)) and np.all(np.isfinite(spec.action_high)))
+
+
+class _Trajectory(NamedTuple):
+    obs0: Any  # reset observations [num_envs, ...]
+    obs_again: Any  # reset observations from other keys [num_envs, ...]
+    steps: Any  # StepResults stacked [num_steps, num_envs, ...] (no env_state)
+    actions: jax.Array  # [num_steps, num_envs, ...]
+
+
+def _trajectory_fn(env, params, spec, num_envs, num_steps):
+    """One program: 2 * num_envs resets (the second half only to compare), then
+    num_steps step_envs from the first half; random legal actions, except that with a
+    bounded Box the first BOUND_STEPS steps put half the envs at low and half at high."""
+    bounds = None
+    if _bounded(spec):
+        bounds = jnp.stack([jnp.asarray(spec.action_low), jnp.asarray(spec.action_high)])
 
     def run(key):
         k_reset, k_steps = jax.random.split(key)
-        obs, state = reset_envs(env, params, jax.random.split(k_reset, num_envs), spec)
+        obs, state = reset_envs(env, params, jax.random.split(k_reset, 2 * num_envs), spec)
+        first = jax.tree.map(lambda x: x[:num_envs], (obs, state))
+        again = jax.tree.map(lambda x: x[num_envs:], obs)
 
-        def step(carry, k):
+        def step(carry, xs):
             obs, state = carry
+            t, k = xs
             k_act, k_env = jax.random.split(k)
-            action = actions_fn(spec, obs, k_act, num_envs)
+            action = _random_actions(spec, obs, k_act, num_envs)
+            if bounds is not None:
+                at_bounds = bounds[jnp.arange(num_envs) % 2]
+                action = jnp.where(t < BOUND_STEPS, at_bounds, action)
             out = step_envs(env, params, spec, jax.random.split(k_env, num_envs), state, action)
             return (out.obs, out.env_state), (out._replace(env_state=None), action)
 
-        _, (steps, actions) = jax.lax.scan(step, (obs, state), jax.random.split(k_steps, num_steps))
-        return obs, steps, actions
+        xs = (jnp.arange(num_steps), jax.random.split(k_steps, num_steps))
+        _, (steps, actions) = jax.lax.scan(step, first, xs)
+        return _Trajectory(first[0], again, steps, actions)
 
-    return jax.jit(run)(key)
+    return run
+
+
+def _run_twice(env, params, spec, key, num_envs, num_steps) -> _Trajectory:
+    """The trajectory, and a check that tracing the program anew gives the same one
+    (randomness drawn at trace time, e.g. by numpy, would differ): two lowerings with
+    the same text compute the same thing, so the second is compiled only when its
+    text differs."""
+    lowered = jax.jit(_trajectory_fn(env, params, spec, num_envs, num_steps)).lower(key)
+    out = lowered.compile()(key)
+    relowered = jax.jit(_trajectory_fn(env, params, spec, num_envs, num_steps)).lower(key)
+    if relowered.as_text() != lowered.as_text() and not _equal_trees(out, relowered.compile()(key)):
+        _fail(
+            env,
+            "the same key gave two different trajectories (randomness that "
+            "does not come from the key, such as numpy or Python random at trace time)",
+        )
+    return out
 
 
 def _equal_trees(a: Any, b: Any) -> bool:
@@ -186,37 +230,35 @@ def check_env(
     spec = env_spec(instance, params)
     key = jax.random.key(seed)
     _check_one_step(instance, params, spec, key, skipped)
-    _check_resets(instance, params, spec, key, num_envs, random_resets, skipped)
-
-    # A rollout with random legal actions, compiled twice.
-    obs0, steps, actions = _trajectory(instance, params, spec, key, num_envs, num_steps)
-    again = _trajectory(instance, params, spec, key, num_envs, num_steps)  # traced anew
-    if not _equal_trees((obs0, steps, actions), again):
-        _fail(
-            instance,
-            "the same key gave two different trajectories (randomness that "
-            "does not come from the key, such as numpy or Python random at trace time)",
-        )
+    run = _run_twice(instance, params, spec, key, num_envs, num_steps)
+    _check_resets(instance, run, num_envs, random_resets, skipped)
+    _check_action_in_space(instance, instance.action_space(params), run.actions[0, 0], spec)
+    steps = run.steps
+    if _bounded(spec):
+        bound = jax.tree.map(lambda x: x[:BOUND_STEPS], steps)
+        _check_finite(instance, bound.obs, "the observation after actions at the bounds")
+        if not np.all(np.isfinite(np.asarray(bound.reward))):
+            _fail(instance, "actions at the action space's bounds gave a non-finite reward")
     _check_finite(instance, steps.obs, "step's observation")
     if not np.all(np.isfinite(np.asarray(steps.reward))):
         _fail(instance, "step returned a non-finite reward")
     terminated, truncated = np.asarray(steps.terminated), np.asarray(steps.truncated)
     _check_final_obs(instance, steps, terminated | truncated, random_resets, skipped)
     if MASK_KEY in (steps.obs if isinstance(steps.obs, dict) else {}):
-        _check_mask(instance, spec, obs0, steps.obs)
+        _check_mask(instance, spec, run.obs0, steps.obs)
     if limit is not None:
         _check_time_limit(instance, terminated, truncated, limit)
     else:
         skipped.append("truncation at the time limit: no time limit to test")
-    _check_bounds(instance, params, spec, key, num_envs)
     return EnvCheckReport(
         spec, num_steps, int(terminated.sum()), int(truncated.sum()), limit, tuple(skipped)
     )
 
 
 def _check_one_step(env: Any, params: Any, spec: EnvSpec, key: jax.Array, skipped: list) -> None:
-    """One env, unbatched: the spaces, and what reset and one step return."""
-    obs, state = jax.jit(env.reset)(key, params)
+    """One env, unbatched, traced but not compiled: the spaces, and the structure,
+    shapes and dtypes of what reset and one step return."""
+    obs, state = jax.eval_shape(env.reset, key, params)
     try:
         space = env.observation_space(params)
     except (AttributeError, NotImplementedError):
@@ -224,12 +266,15 @@ def _check_one_step(env: Any, params: Any, spec: EnvSpec, key: jax.Array, skippe
         skipped.append("observation_space: not defined")
     if space is not None:
         _check_against_space(env, obs, space, "reset's observation")
-    one_action = _random_actions(spec, _mask_only(obs, env, state, params), key, 1)[0]
-    _check_action_in_space(env, env.action_space(params), one_action, spec)
+
+    def one_action(obs, state, key):
+        return _random_actions(spec, _mask_only(obs, env, state, params), key, 1)[0]
+
+    action = jax.eval_shape(one_action, obs, state, key)
     if uses_base_step(env):
-        obs1, _, reward, terminated, _ = jax.jit(env.step_env)(key, state, one_action, params)
+        obs1, _, reward, terminated, _ = jax.eval_shape(env.step_env, key, state, action, params)
     else:
-        raw = jax.jit(env.step)(key, state, one_action, params)
+        raw = jax.eval_shape(env.step, key, state, action, params)
         if len(raw) != 6 or not isinstance(raw[5], dict) or "final_observation" not in raw[5]:
             _fail(
                 env,
@@ -248,20 +293,16 @@ def _check_one_step(env: Any, params: Any, spec: EnvSpec, key: jax.Array, skippe
             "step's observation differs from reset's in structure, shape or dtype "
             f"({_describe(obs1)} vs {_describe(obs)})",
         )
-    if jnp.shape(reward) != () or not jnp.issubdtype(jnp.asarray(reward).dtype, jnp.floating):
+    if jnp.shape(reward) != () or not jnp.issubdtype(reward.dtype, jnp.floating):
         _fail(env, f"reward must be a float scalar per env, got {_describe(reward)}")
-    if jnp.shape(terminated) != () or not (
-        jnp.asarray(terminated).dtype == jnp.bool_ or jnp.isin(terminated, jnp.array([0, 1])).all()
-    ):
+    kind = jnp.dtype(terminated.dtype)
+    if jnp.shape(terminated) != () or not (kind == jnp.bool_ or jnp.issubdtype(kind, jnp.integer)):
         _fail(env, f"terminated must be a bool scalar per env, got {_describe(terminated)}")
 
 
-def _check_resets(env, params, spec, key, num_envs: int, random_resets: bool, skipped) -> None:
+def _check_resets(env, run: _Trajectory, num_envs: int, random_resets: bool, skipped) -> None:
     """Batched resets: finite, and (random_resets) different across envs and episodes."""
-    keys = jax.random.split(key, 2 * num_envs)
-    reset = jax.jit(lambda k: reset_envs(env, params, k, spec))
-    obs_a, _ = reset(keys[:num_envs])
-    obs_b, _ = reset(keys[num_envs:])
+    obs_a, obs_b = run.obs0, run.obs_again
     if random_resets:
         if not _rows_differ(obs_a):
             _fail(
@@ -386,22 +427,3 @@ def _check_mask(env: Any, spec: EnvSpec, obs0: Any, obs: Any) -> None:
         for piece in np.split(m, np.cumsum(sizes)[:-1], axis=-1):
             if not np.all(piece.any(axis=-1)):
                 _fail(env, f"the action mask after {where} allows no action (for some sub-action)")
-
-
-def _check_bounds(env: Any, params: Any, spec: EnvSpec, key: jax.Array, num_envs: int) -> None:
-    """Actions at the Box's bounds (half the envs at low, half at high) step to finite
-    observations and rewards."""
-    if spec.discrete:
-        return
-    low, high = np.asarray(spec.action_low), np.asarray(spec.action_high)
-    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
-        return
-    bounds = jnp.stack([jnp.asarray(low), jnp.asarray(high)])  # half the envs at each
-
-    def actions(spec, obs, k, batch):
-        return bounds[jnp.arange(batch) % 2]
-
-    _, steps, _ = _trajectory(env, params, spec, key, num_envs, 4, actions)
-    _check_finite(env, steps.obs, "the observation after actions at the bounds")
-    if not np.all(np.isfinite(np.asarray(steps.reward))):
-        _fail(env, "actions at the action space's bounds gave a non-finite reward")
