@@ -14,7 +14,15 @@ imported); and `purejaxppo.train` loads only the pure core, never the host side.
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from typing import TYPE_CHECKING, Any
+
+# MuJoCo (imported by Brax and MuJoCo Playground) picks its OpenGL backend when first
+# imported; a headless Linux machine renders Playground videos only through EGL. The
+# user's own MUJOCO_GL wins.
+if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
+    os.environ.setdefault("MUJOCO_GL", "egl")
 
 __version__ = "0.1.0"
 

@@ -91,6 +91,7 @@ ADAPTERS = [
     pytest.param("jumanji/Maze-v0", {}, id="jumanji-nested-obs"),
     pytest.param("xminigrid/MiniGrid-EmptyRandom-6x6", {}, id="xminigrid"),
     pytest.param("craftax/Craftax-Classic-Symbolic-v1", {"num_steps": 24}, id="craftax-classic"),
+    pytest.param("playground/CartpoleBalance", {}, id="playground-dm-control"),
     pytest.param(PointMass(), {}, id="brax-user-env"),
     pytest.param(PointMass(dict_obs=True), {}, id="brax-user-env-dict"),
 ]

@@ -7,7 +7,8 @@
 gymnax envs are drawn by gymnax's own `Visualizer` into an animated GIF (classic control
 needs pygame: `pip install "gymnasium[classic-control]"`); Brax envs become the HTML page
 of Brax's viewer (`brax.io.html.render`), which loads its JavaScript from a CDN when
-opened.
+opened; MuJoCo Playground envs are drawn offline by their own MuJoCo renderer into an
+MP4 (through imageio's bundled ffmpeg) or an animated GIF, at the env's control rate.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from purejaxppo.core.setup import resolve_config_env
 from purejaxppo.envs import env_spec
 from purejaxppo.envs.brax_adapter import BraxEnv
 from purejaxppo.envs.gymnax_adapter import mask_hook, merge_mask
+from purejaxppo.envs.playground import PlaygroundEnv
 
 # Env names gymnax's Visualizer draws (gymnax 1.0.1, visualize/visualizer.py).
 CLASSIC_CONTROL = (
@@ -59,8 +61,8 @@ class RenderResult(NamedTuple):
     episode_return: float  # undiscounted env reward of the episode (unscaled)
     length: int  # agent steps taken
     terminated: bool  # ended in a terminal state (False: time limit or max_steps)
-    num_frames: int  # states drawn: GIF, the state after each step (length); HTML, the
-    # reset state and the state after each step (length + 1)
+    num_frames: int  # states drawn: gymnax GIF, the state after each step (length);
+    # Brax HTML and Playground video, the reset state and each step's (length + 1)
 
 
 class Episode(NamedTuple):
@@ -85,7 +87,8 @@ def render_episode(
     The env is built with the config's options (env_params, episode_length,
     action_repeat, brax_backend) and reset from `key`; the episode ends at termination,
     at the env's time limit, or after `max_steps` steps. gymnax envs are written as an
-    animated GIF (`path` must end in .gif), Brax envs as an HTML page (.html).
+    animated GIF (`path` must end in .gif), Brax envs as an HTML page (.html), MuJoCo
+    Playground envs as a video (.mp4 or .gif).
     """
     if not isinstance(config, Config):
         raise TypeError(f"render_episode: config must be a purejaxppo.Config, got {type(config)}")
@@ -96,17 +99,12 @@ def render_episode(
         raise ValueError(f"render_episode: max_steps={max_steps!r} must be a positive integer")
     path = Path(path)
     env, env_params = resolve_config_env(config)
-    is_brax = isinstance(env, BraxEnv)
-    suffix = ".html" if is_brax else ".gif"
-    if path.suffix.lower() != suffix:
-        kind = "a Brax env renders to HTML" if is_brax else "a gymnax env renders to a GIF"
-        raise ValueError(f"render_episode: path={str(path)!r} must end in {suffix} ({kind})")
-    if not is_brax:
-        _check_drawable(env, config)
-
+    kind = _check_path(env, config, path)
     episode = run_episode(env, env_params, act, key, max_steps)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if is_brax:
+    if kind == "playground":
+        num_frames = write_video(env.render_frames(episode.states), path, env.fps)
+    elif kind == "brax":
         num_frames = _write_brax_html(env, episode, path)
     else:
         num_frames = _write_gymnax_gif(env, env_params, episode, path)
@@ -175,6 +173,56 @@ def run_episode(
         rewards=np.asarray(jax.device_get(rewards), np.float32).reshape(-1),
         terminated=terminated,
     )
+
+
+VIDEO_SUFFIXES = (".mp4", ".gif")
+
+
+def _check_path(env: Any, config: Config, path: Path) -> str:
+    """ "playground", "brax" or "gymnax", after checking that `path` has a suffix that
+    kind of env renders to (and, for gymnax, that its Visualizer draws the env)."""
+    suffix = path.suffix.lower()
+    if isinstance(env, PlaygroundEnv):
+        if suffix not in VIDEO_SUFFIXES:
+            raise ValueError(
+                f"render_episode: path={str(path)!r} must end in .mp4 or .gif (a MuJoCo "
+                "Playground env renders to a video)"
+            )
+        return "playground"
+    if isinstance(env, BraxEnv):
+        if suffix != ".html":
+            raise ValueError(
+                f"render_episode: path={str(path)!r} must end in .html (a Brax env renders to HTML)"
+            )
+        return "brax"
+    if suffix != ".gif":
+        raise ValueError(
+            f"render_episode: path={str(path)!r} must end in .gif (a gymnax env renders to a GIF)"
+        )
+    _check_drawable(env, config)
+    return "gymnax"
+
+
+def write_video(frames: np.ndarray, path: Path, fps: float) -> int:
+    """Write RGB frames [T, H, W, 3] uint8 as an MP4 (H.264 through imageio's ffmpeg) or
+    an animated GIF, by `path`'s suffix; returns the frames written."""
+    if importlib.util.find_spec("imageio") is None:
+        raise ImportError(
+            "render_episode: writing a video needs imageio: pip install 'purejaxppo[playground]'"
+        )
+    import imageio.v3 as iio
+
+    if path.suffix.lower() == ".gif":
+        iio.imwrite(path, frames, extension=".gif", duration=1000.0 / fps, loop=0)
+    else:
+        if importlib.util.find_spec("imageio_ffmpeg") is None:
+            raise ImportError(
+                "render_episode: an MP4 needs imageio-ffmpeg (or write a .gif): "
+                "pip install 'purejaxppo[playground]'"
+            )
+        # H.264 wants even sizes; macro_block_size=1 keeps the frames as drawn.
+        iio.imwrite(path, frames, plugin="FFMPEG", extension=".mp4", fps=fps, macro_block_size=1)
+    return len(frames)
 
 
 def _check_drawable(env: Any, config: Config) -> None:

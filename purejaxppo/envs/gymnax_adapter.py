@@ -30,6 +30,8 @@ from purejaxppo.envs.registry import (
     is_brax_id,
     is_brax_instance,
     is_own_id,
+    is_playground_id,
+    is_playground_instance,
     is_probe_id,
     library_prefix,
 )
@@ -75,9 +77,9 @@ def resolve_env(
 ) -> tuple[Any, Any]:
     """(env instance, params) from a registered gymnax id, one of purejaxppo's own ids
     (`registry.OWN_ENVS`, e.g. "StatelessCartPole-v1"), "brax/<name>", "probe/<name>",
-    "jumanji/<id>", "xminigrid/<id>", "craftax/<id>", a `brax.envs.Env` instance, or a
-    gymnax Environment instance; `episode_length`
-    overrides the time limit.
+    "jumanji/<id>", "xminigrid/<id>", "craftax/<id>", "playground/<Name>", a
+    `brax.envs.Env` or Playground `MjxEnv` instance, or a gymnax Environment instance;
+    `episode_length` overrides the time limit.
 
     Raises ValueError naming close matches for an unknown id, and for action spaces
     other than Discrete and 1-D Box.
@@ -88,6 +90,14 @@ def resolve_env(
         default_params = instance.default_params
     elif is_brax_instance(env):
         instance = wrap_brax_instance(env, action_repeat)
+        default_params = instance.default_params
+    elif is_playground_id(env) or is_playground_instance(env):
+        from purejaxppo.envs import playground
+
+        if isinstance(env, str):
+            instance = playground.make_playground_env(env, action_repeat)
+        else:
+            instance = playground.wrap_playground_instance(env, action_repeat)
         default_params = instance.default_params
     elif library_prefix(env) is not None:
         from purejaxppo.envs.libraries import make_library_env

@@ -2,8 +2,10 @@
 
 A Config is plain data: building it checks its env id against the registries (gymnax's
 registered ids, purejaxppo's own ids below (`OWN_ENVS`, e.g. "StatelessCartPole-v1"), the
-Brax names, "probe/<name>" for the probe environments of `envs.probes` with their default
-arguments, a `brax.envs.Env` instance, or an object with the gymnax Environment API)
+Brax names, "playground/<Name>" (MuJoCo Playground's registry), "<library>/<id>" for
+Jumanji, XLand-MiniGrid and Craftax, "probe/<name>" for the probe environments of
+`envs.probes` with their default arguments, a `brax.envs.Env` or Playground `MjxEnv`
+instance, or an object with the gymnax Environment API)
 but never builds the env (for Brax that would load the physics system). The env is
 built later, in `core.setup.make_setup`.
 """
@@ -54,6 +56,8 @@ LIBRARY_PREFIXES: dict[str, tuple[str, str]] = {
     "xminigrid/": ("xminigrid", "xminigrid"),
     "craftax/": ("craftax", "craftax"),
 }
+PLAYGROUND_PREFIX = "playground/"
+PLAYGROUND_MODULE = "mujoco_playground"
 CRAFTAX_ENVS = (
     "Craftax-Symbolic-v1",
     "Craftax-Pixels-v1",
@@ -101,6 +105,61 @@ def check_library_id(env_id: str) -> None:
             f"Config.env={env_id!r} needs {module}: pip install 'purejaxppo[{extra}]'"
         )
     check_listed(env_id, prefix, library_env_names(prefix), module)
+
+
+def is_playground_id(env: Any) -> bool:
+    """Whether `env` is a "playground/<Name>" id."""
+    return isinstance(env, str) and env.startswith(PLAYGROUND_PREFIX)
+
+
+def is_playground_instance(env: Any) -> bool:
+    """Whether `env` is a MuJoCo Playground `MjxEnv` instance (imports nothing)."""
+    base = sys.modules.get(f"{PLAYGROUND_MODULE}._src.mjx_env")
+    return base is not None and isinstance(env, base.MjxEnv)
+
+
+def check_playground_instance(env: Any) -> None:
+    """Raise ValueError for a Playground env inside Playground's or Brax's training
+    wrappers (they merge the time limit into `done` and drop the final observation)."""
+    wrapper = sys.modules.get(f"{PLAYGROUND_MODULE}._src.wrapper")
+    wrapped = []
+    inner = env
+    while wrapper is not None and isinstance(inner, wrapper.Wrapper):
+        wrapped.append(type(inner).__name__)
+        inner = inner.env
+    if wrapped:
+        raise ValueError(
+            f"Config.env={env!r}: a Playground env inside {', '.join(wrapped)}; pass the "
+            "unwrapped env (env.unwrapped) and set Config.episode_length and "
+            "Config.action_repeat instead (the training wrappers merge time limits into "
+            "done and drop the final observation)"
+        )
+
+
+def check_playground_id(env_id: str) -> None:
+    """Raise ImportError naming the extra when Playground is missing, ValueError naming
+    close matches for a name it does not register, and ValueError when the env needs
+    the MuJoCo Menagerie's robot assets and they are not on this machine (Playground
+    would try to clone them from GitHub inside `load`)."""
+    if importlib.util.find_spec(PLAYGROUND_MODULE) is None:
+        raise ImportError(
+            f"Config.env={env_id!r} needs MuJoCo Playground: pip install 'purejaxppo[playground]'"
+        )
+    from mujoco_playground import registry
+
+    name = check_listed(env_id, PLAYGROUND_PREFIX, tuple(registry.ALL_ENVS), "MuJoCo Playground")
+    if name in registry.dm_control_suite.ALL_ENVS:
+        return  # their assets ship inside the package
+    from mujoco_playground._src import mjx_env
+
+    if not mjx_env.MENAGERIE_PATH.exists():
+        raise ValueError(
+            f"Config.env={env_id!r}: needs the MuJoCo Menagerie robot assets, which "
+            f"Playground clones from GitHub on first use into {mjx_env.MENAGERIE_PATH}, and "
+            "they are not there; on a machine with network run once: python -c "
+            "'from mujoco_playground._src import mjx_env; mjx_env.ensure_menagerie_exists()' "
+            "(the DM Control Suite envs, e.g. playground/CartpoleBalance, work offline)"
+        )
 
 
 def is_probe_id(env: Any) -> bool:
@@ -197,15 +256,21 @@ def check_env_id(env: Any, *, action_repeat: int = 1, brax_backend: str = "auto"
     """Raise unless `env` names an environment we can build with these options: a
     registered gymnax id, one of `OWN_ENVS`, "brax/<name>", "probe/<name>", a
     `brax.envs.Env` instance or a gymnax Environment instance. Constructs nothing."""
-    if action_repeat != 1 and not (is_brax_id(env) or is_brax_instance(env)):
+    physics = is_brax_id(env) or is_brax_instance(env)
+    physics = physics or is_playground_id(env) or is_playground_instance(env)
+    if action_repeat != 1 and not physics:
         raise ValueError(
-            f"Config.action_repeat={action_repeat}: only Brax envs (env='brax/<name>' or "
-            f"a brax.envs.Env) support action repeat, not env={env!r}"
+            f"Config.action_repeat={action_repeat}: only Brax and MuJoCo Playground envs "
+            f"support action repeat, not env={env!r}"
         )
     if is_brax_id(env):
         check_brax_id(env, brax_backend)
     elif is_brax_instance(env):
         check_brax_instance(env)
+    elif is_playground_id(env):
+        check_playground_id(env)
+    elif is_playground_instance(env):
+        check_playground_instance(env)
     elif library_prefix(env) is not None:
         check_library_id(env)
     elif is_probe_id(env):
