@@ -46,3 +46,29 @@ def test_preset_overrides_and_errors():
         Config.preset("CartPole-v1", learning_rate=1e-3)
     with pytest.raises(ValueError, match=r"Config.num_envs=0"):
         Config.preset("CartPole-v1", num_envs=0)
+
+
+def test_playground_presets_carry_playgrounds_own_ppo_settings():
+    """Each DM Control Suite preset is Playground's brax_ppo_config, converted by the
+    rules in presets.py (agent steps, U unrolls per env per update)."""
+    params = pytest.importorskip("mujoco_playground.config.dm_control_suite_params")
+    from mujoco_playground import registry
+
+    names = registry.dm_control_suite.ALL_ENVS
+    assert {f"playground/{n}" for n in names} <= set(presets.PRESETS)
+    for name in names:
+        source = params.brax_ppo_config(name)
+        fields = presets.PRESETS[f"playground/{name}"].fields
+        unrolls = source.batch_size * source.num_minibatches // source.num_envs
+        assert fields["num_steps"] == source.unroll_length * unrolls, name
+        assert fields["num_envs"] == source.num_envs
+        assert fields["num_minibatches"] == source.num_minibatches
+        assert fields["update_epochs"] == source.num_updates_per_batch
+        assert fields["total_timesteps"] == source.num_timesteps // source.action_repeat
+        assert fields["episode_length"] == source.episode_length // source.action_repeat
+        assert (fields["lr"], fields["ent_coef"]) == (source.learning_rate, source.entropy_cost)
+        assert (fields["gamma"], fields["reward_scale"]) == (
+            source.discounting,
+            source.reward_scaling,
+        ), name
+        assert fields["normalize_obs"] == source.normalize_observations
