@@ -60,6 +60,9 @@ class LibraryEnv(Environment):
     """Shared plumbing: identity by (class, id, kwargs), the time limit, the step."""
 
     library = ""
+    # Resetting builds a level (Craftax's world generation, XLand-MiniGrid's rulesets):
+    # step_envs computes it only on steps where some env ended.
+    costly_reset = True
 
     def __init__(self, env_id: str, **kwargs: Any):
         super().__init__()

@@ -119,20 +119,29 @@ def is_playground_instance(env: Any) -> bool:
 
 
 def check_playground_instance(env: Any) -> None:
-    """Raise ValueError for a Playground env inside Playground's or Brax's training
-    wrappers (they merge the time limit into `done` and drop the final observation)."""
+    """Raise ValueError for a Playground env inside Playground's training wrappers
+    (`wrap_for_brax_training`: Brax's time limit and auto-reset)."""
     wrapper = sys.modules.get(f"{PLAYGROUND_MODULE}._src.wrapper")
+    if wrapper is not None:
+        refuse_wrapped(env, wrapper.Wrapper, "Playground")
+
+
+def refuse_wrapped(env: Any, wrapper_class: type, library: str) -> None:
+    """Raise ValueError naming the wrappers when `env` is inside `wrapper_class`es:
+    training wrappers fold the time limit into `done` (truncations would read as
+    terminations) and drop the final observation at auto-reset; purejaxppo applies
+    both itself."""
     wrapped = []
     inner = env
-    while wrapper is not None and isinstance(inner, wrapper.Wrapper):
+    while isinstance(inner, wrapper_class) and hasattr(inner, "env"):
         wrapped.append(type(inner).__name__)
         inner = inner.env
     if wrapped:
         raise ValueError(
-            f"Config.env={env!r}: a Playground env inside {', '.join(wrapped)}; pass the "
+            f"Config.env={env!r}: a {library} env inside {', '.join(wrapped)}; pass the "
             "unwrapped env (env.unwrapped) and set Config.episode_length and "
-            "Config.action_repeat instead (the training wrappers merge time limits into "
-            "done and drop the final observation)"
+            "Config.action_repeat instead (training wrappers merge time limits into done "
+            "and drop the final observation at auto-reset)"
         )
 
 
@@ -196,21 +205,8 @@ def is_brax_instance(env: Any) -> bool:
 
 
 def check_brax_instance(env: Any) -> None:
-    """Raise ValueError for a Brax env inside Brax's training wrappers: their time
-    limit sets `done` (so truncations would read as terminations) and their auto-reset
-    drops the final observation; purejaxppo applies both itself."""
-    wrapped = []
-    inner = env
-    while hasattr(inner, "env") and isinstance(inner, sys.modules["brax.envs.base"].Wrapper):
-        wrapped.append(type(inner).__name__)
-        inner = inner.env
-    if wrapped:
-        raise ValueError(
-            f"Config.env={env!r}: a Brax env inside {', '.join(wrapped)}; pass the "
-            "unwrapped env (env.unwrapped) and set Config.episode_length and "
-            "Config.action_repeat instead (Brax's wrappers merge time limits into done "
-            "and drop the final observation at auto-reset)"
-        )
+    """Raise ValueError for a Brax env inside Brax's training wrappers."""
+    refuse_wrapped(env, sys.modules["brax.envs.base"].Wrapper, "Brax")
 
 
 def check_brax_id(env_id: str, backend: str = "auto") -> None:
