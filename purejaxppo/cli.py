@@ -678,25 +678,16 @@ def run_eval(args: EvalArgs) -> int:
     return 0
 
 
-def _render_suffix(env: Any) -> str:
-    """The file type `render_episode` writes for `env` by default."""
-    from purejaxppo.envs import registry
-
-    if registry.is_playground_id(env) or registry.is_playground_instance(env):
-        return ".mp4"
-    return ".html" if registry.is_brax_id(env) or registry.is_brax_instance(env) else ".gif"
-
-
 def run_render(args: RenderArgs) -> int:
     """Write one episode as a GIF (gymnax), an HTML page (Brax) or an MP4 (Playground)."""
-    from purejaxppo.acting.render import render_episode
+    from purejaxppo.acting.render import default_suffix, render_episode
     from purejaxppo.io.checkpoints import CheckpointError
 
     try:
         config, act, _ = _load_for_acting(args.path, args.step, args.run, not args.stochastic)
         out = args.out
         if out is None:
-            out = Path(args.path) / f"episode{_render_suffix(config.env)}"
+            out = Path(args.path) / f"episode{default_suffix(config)}"
         result = render_episode(config, act, out, jax.random.key(args.seed), args.max_steps)
     except (ValueError, TypeError, ImportError, FileNotFoundError, CheckpointError) as e:
         return _error(e)

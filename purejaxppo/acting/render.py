@@ -175,32 +175,39 @@ def run_episode(
     )
 
 
-VIDEO_SUFFIXES = (".mp4", ".gif")
+# What each kind of env renders to; the first suffix is the default.
+SUFFIXES = {"playground": (".mp4", ".gif"), "brax": (".html",), "gymnax": (".gif",)}
+_RENDERS_TO = {
+    "playground": "a MuJoCo Playground env renders to a video",
+    "brax": "a Brax env renders to HTML",
+    "gymnax": "a gymnax env renders to a GIF",
+}
+
+
+def render_kind(env: Any) -> str:
+    """ "playground", "brax" or "gymnax": how an (adapted) env is drawn."""
+    if isinstance(env, PlaygroundEnv):
+        return "playground"
+    return "brax" if isinstance(env, BraxEnv) else "gymnax"
+
+
+def default_suffix(config: Config) -> str:
+    """The file type `render_episode` writes for `config.env` unless told otherwise."""
+    return SUFFIXES[render_kind(resolve_config_env(config)[0])][0]
 
 
 def _check_path(env: Any, config: Config, path: Path) -> str:
-    """ "playground", "brax" or "gymnax", after checking that `path` has a suffix that
-    kind of env renders to (and, for gymnax, that its Visualizer draws the env)."""
-    suffix = path.suffix.lower()
-    if isinstance(env, PlaygroundEnv):
-        if suffix not in VIDEO_SUFFIXES:
-            raise ValueError(
-                f"render_episode: path={str(path)!r} must end in .mp4 or .gif (a MuJoCo "
-                "Playground env renders to a video)"
-            )
-        return "playground"
-    if isinstance(env, BraxEnv):
-        if suffix != ".html":
-            raise ValueError(
-                f"render_episode: path={str(path)!r} must end in .html (a Brax env renders to HTML)"
-            )
-        return "brax"
-    if suffix != ".gif":
+    """The env's render kind, after checking that `path` has a suffix that kind
+    renders to (and, for gymnax, that its Visualizer draws the env)."""
+    kind = render_kind(env)
+    if path.suffix.lower() not in SUFFIXES[kind]:
         raise ValueError(
-            f"render_episode: path={str(path)!r} must end in .gif (a gymnax env renders to a GIF)"
+            f"render_episode: path={str(path)!r} must end in {' or '.join(SUFFIXES[kind])} "
+            f"({_RENDERS_TO[kind]})"
         )
-    _check_drawable(env, config)
-    return "gymnax"
+    if kind == "gymnax":
+        _check_drawable(env, config)
+    return kind
 
 
 def write_video(frames: np.ndarray, path: Path, fps: float) -> int:

@@ -22,13 +22,14 @@ user chose a backend; MuJoCo reads it when first imported).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import warnings
 from typing import Any
+from unittest import mock
 
 import jax
+import numpy as np
 
 from purejaxppo.envs.brax_adapter import DEFAULT_EPISODE_LENGTH, BraxEnv, BraxParams
 from purejaxppo.envs.registry import PLAYGROUND_PREFIX, check_playground_id
@@ -48,7 +49,10 @@ class PlaygroundEnv(BraxEnv):
         """A registered Playground env by name (loaded with `config_overrides`, default
         `impl="jax"`), or (`mjx_env`) any `MjxEnv` instance, e.g. a user's own."""
         if (name is None) == (mjx_env is None):
-            raise TypeError("PlaygroundEnv: pass a registry name or mjx_env=, not both")
+            raise TypeError(
+                "PlaygroundEnv: pass exactly one of a registry name and mjx_env= "
+                f"(got name={name!r}, mjx_env={mjx_env!r})"
+            )
         if mjx_env is not None and config_overrides:
             raise TypeError(
                 "PlaygroundEnv: config overrides apply to a registry name; "
@@ -64,18 +68,11 @@ class PlaygroundEnv(BraxEnv):
             check_playground_id(PLAYGROUND_PREFIX + name)
             self.env_name = name
             self.brax_env = _load(name, self.config_overrides)
-        self.backend = "mjx"
 
-    def _key(self):
+    def _key(self):  # BraxEnv's __eq__ and __hash__ compare these (never a BraxEnv's)
         if self.own_instance:
             return (PlaygroundEnv, id(self.brax_env), self.action_repeat)
         return (PlaygroundEnv, self.env_name, self.config_overrides, self.action_repeat)
-
-    def __eq__(self, other):
-        return isinstance(other, PlaygroundEnv) and self._key() == other._key()
-
-    def __hash__(self):
-        return hash(self._key())
 
     def __repr__(self):
         if self.own_instance:
@@ -91,8 +88,7 @@ class PlaygroundEnv(BraxEnv):
     def episode_length(self) -> int:
         """The env's own episode length in agent steps (its config's `episode_length`,
         in control steps, divided by the action repeat)."""
-        config = getattr(self.brax_env, "_config", None)
-        length = getattr(config, "episode_length", None) if config is not None else None
+        length = getattr(getattr(self.brax_env, "_config", None), "episode_length", None)
         length = DEFAULT_EPISODE_LENGTH if length is None else int(length)
         return max(1, length // self.action_repeat)
 
@@ -107,11 +103,9 @@ class PlaygroundEnv(BraxEnv):
 
     def render_frames(self, states: list[Any], height: int = 240, width: int = 320, camera=None):
         """RGB frames [T, H, W, 3] uint8 of our env states, by the env's own renderer."""
-        import numpy as np
-
         inner = [s.inner for s in states]
         try:  # without Playground's progress bar
-            with _env_var("TQDM_DISABLE", "1"):
+            with mock.patch.dict(os.environ, {"TQDM_DISABLE": "1"}):
                 frames = self.brax_env.render(inner, height=height, width=width, camera=camera)
         except Exception as err:  # MuJoCo raises its own FatalError without a GL context
             if "OpenGL" not in str(err) and "GL" not in type(err).__name__:
@@ -122,19 +116,6 @@ class PlaygroundEnv(BraxEnv):
                 f"(MUJOCO_GL={os.environ.get('MUJOCO_GL')!r} now): {err}"
             ) from err
         return np.stack([np.asarray(f, np.uint8) for f in frames])
-
-
-@contextlib.contextmanager
-def _env_var(name: str, value: str):
-    old = os.environ.get(name)
-    os.environ[name] = value
-    try:
-        yield
-    finally:
-        if old is None:
-            del os.environ[name]
-        else:
-            os.environ[name] = old
 
 
 @functools.cache
