@@ -86,6 +86,31 @@ def test_train_many_over_devices_equals_a_loop_of_train(small_config, devices):
     assert_close(many.metrics, one_device.metrics)
 
 
+def test_sharded_results_index_like_arrays(small_config, devices, sharded):
+    # jax.make_mesh's default (Explicit) axes put the sharding in the arrays' type,
+    # where plain indexing raises a ShardingTypeError; results must index anyway, and
+    # give what indexing the host copy gives.
+    mesh = jax.make_mesh((4,), ("runs",), devices=devices)
+    keys = jax.random.split(jax.random.key(11), 4)  # one run per device: stays sharded
+    many = train_many(small_config, keys, mesh=mesh)
+    assert many.metrics["episode_return"].sharding.spec[0] == "runs"
+    on_host = host(many)
+    for i in (0, 3):
+        run = jax.tree.map(lambda x, i=i: x[i], many)  # state (typed keys included), metrics
+        assert_close(run, jax.tree.map(lambda x, i=i: x[i], on_host), rtol=0, atol=0)
+    returns = many.metrics["episode_return"]
+    np.testing.assert_array_equal(returns[1:3, -1], on_host.metrics["episode_return"][1:3, -1])
+    assert float(many.metrics["value_loss"][2].mean()) == float(
+        on_host.metrics["value_loss"][2].mean()
+    )
+    # train_sharded: env rows sharded over "dp", replicated fields and the run's key.
+    assert sharded.state.obs.sharding.spec[0] == "dp"
+    np.testing.assert_array_equal(sharded.state.obs[5], np.asarray(sharded.state.obs)[5])
+    np.testing.assert_array_equal(sharded.state.obs[2:6], np.asarray(sharded.state.obs)[2:6])
+    assert sharded.metrics["value_loss"][-1].shape == ()
+    assert jax.random.key_data(sharded.state.key).shape == (2,)  # threefry
+
+
 def test_two_dimensional_mesh_equals_a_loop_of_data_parallel_runs(small_config, devices):
     mesh = jax.make_mesh((2, 2), ("runs", "dp"), devices=devices)
     keys = jax.random.split(jax.random.key(7), 2)
@@ -116,7 +141,7 @@ def test_bad_layouts_are_refused_before_compiling(small_config, dp_mesh, devices
         )
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # multi_device.ipynb's committed full-budget run learns data-parallel
 def test_data_parallel_cartpole_learns(devices):
     # Default CartPole settings (4 envs: one per device), 4 seeds vmapped inside
     # shard_map: the same threshold as the single-device learning test.

@@ -25,6 +25,7 @@ from purejaxppo.core.train import init, run_updates
 from purejaxppo.core.types import TrainState
 from purejaxppo.io.cache import quiet_cache_loads
 from purejaxppo.runner.layout import RunLayout
+from purejaxppo.scale.memory import free_bytes, program_bytes, runs_per_group
 
 # Evaluation keys are folded from the run key with this, so they never touch training's.
 EVAL_KEY_SALT = 0x65766C
@@ -229,8 +230,42 @@ class SingleDeviceProgram(Program):
         return jax.device_put(host_state)
 
     def chunk_program(self, state: TrainState, n: int) -> Callable:
-        static = (n, self.layout.seeds, self.layout.sweep)
-        return compiled(_run_chunk_jit, self.config, state, static=static)
+        """All runs in one call when the compiled chunk fits the device's free memory;
+        else the seeds in groups that fit (see `purejaxppo.scale.memory`), each group
+        its own call of one program, the results concatenated."""
+        layout = self.layout
+        static = (n, layout.seeds, layout.sweep)
+        whole = compiled(_run_chunk_jit, self.config, state, static=static)
+        if not layout.seeds:
+            return whole
+        size = runs_per_group(layout.num_seeds, program_bytes(whole), free_bytes())
+        if size >= layout.num_seeds:
+            return whole
+        return seed_groups(self.config, state, n, layout, size)
+
+
+def seed_groups(
+    config: Config, state: TrainState, n: int, layout: RunLayout, size: int
+) -> Callable:
+    """A chunk of n updates run over the seed axis in groups of `size` seeds (the last
+    may be smaller: at most two compiled programs), concatenated back."""
+    axis = len(layout.batch_shape)  # the seed axis: after the sweep's
+    starts = list(range(0, layout.num_seeds, size))
+
+    def part(tree: Any, start: int) -> Any:
+        return jax.tree.map(lambda x: jax.lax.slice_in_dim(x, start, start + size, axis=axis), tree)
+
+    static = (n, layout.seeds, layout.sweep)
+    programs = {
+        start: compiled(_run_chunk_jit, config, part(state, start), static=static)
+        for start in starts
+    }
+
+    def run(config: Config, state: TrainState) -> tuple[TrainState, dict[str, jax.Array]]:
+        outs = [programs[start](config, part(state, start)) for start in starts]
+        return jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=axis), *outs)
+
+    return run
 
 
 class DataParallelProgram(Program):
@@ -238,7 +273,7 @@ class DataParallelProgram(Program):
     and statistics averaged over it, every process runs every call."""
 
     def __init__(self, config: Config, layout: RunLayout, mesh: Any, axis: str):
-        from purejaxppo.scale.mesh import check_axis, data_parallel_check, state_specs
+        from purejaxppo.scale.mesh import auto_axes, check_axis, data_parallel_check, state_specs
 
         if config.batch_shape or layout.num_seeds > 1:
             raise ValueError(
@@ -248,7 +283,7 @@ class DataParallelProgram(Program):
             )
         data_parallel_check(config, check_axis(mesh, axis, "data_axis"), "fit(mesh=...)")
         super().__init__(config, layout)
-        self.mesh, self.axis = mesh, axis
+        self.mesh, self.axis = auto_axes(mesh), axis  # results index like arrays
         self.specs = state_specs(jax.eval_shape(init, config, jax.random.key(0)), axis)
 
     def _shard_map(self, fn: Callable, in_specs: Any, out_specs: Any) -> Callable:

@@ -25,13 +25,14 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding
+from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from purejaxppo.config import Config
 from purejaxppo.core.setup import as_key
 from purejaxppo.core.train import train
 from purejaxppo.core.types import TrainOutput, TrainState
+from purejaxppo.scale.memory import free_bytes, program_bytes, runs_per_group
 
 # TrainState fields with one row per env (sharded over the data axis); every other
 # field is the same on all data shards.
@@ -61,6 +62,19 @@ def check_axis(mesh: Mesh, axis: str, role: str) -> int:
             f"with jax.make_mesh((n,), ({axis!r},))"
         )
     return mesh.shape[axis]
+
+
+def auto_axes(mesh: Mesh) -> Mesh:
+    """`mesh` with every axis of type Auto (same devices, same names).
+
+    `jax.make_mesh` makes Explicit axes by default, and an array sharded over an
+    Explicit axis carries that sharding in its type: plain indexing such as
+    `out.metrics["episode_return"][0]` then raises a ShardingTypeError. Results laid
+    out over the Auto copy index, slice and reduce like ordinary arrays, with the same
+    devices holding the same shards."""
+    if all(t == AxisType.Auto for t in mesh.axis_types):
+        return mesh
+    return Mesh(mesh.devices, mesh.axis_names, axis_types=(AxisType.Auto,) * mesh.devices.ndim)
 
 
 def _pad_runs(tree: Any, total: int) -> Any:
@@ -132,40 +146,101 @@ def _trim_program(mesh: Mesh, runs: int) -> Callable:
 
 
 def train_many(
-    configs: Config, keys: jax.Array, mesh: Mesh | None = None, runs_axis: str = "runs"
+    configs: Config,
+    keys: jax.Array,
+    mesh: Mesh | None = None,
+    runs_axis: str = "runs",
+    group_size: int | None = None,
 ) -> TrainOutput:
     """R independent runs: `configs` is one Config (shared) or a batch of R
     (`Config.sweep` / `Config.stack`), `keys` a batch of R keys. Results have leading
-    axis R and equal `[train(config_i, key_i) for i in range(R)]`.
+    axis R and equal `[train(config_i, key_i) for i in range(R)]`; they index and
+    slice like ordinary arrays, sharded or not.
 
     mesh: None runs `vmap(train)` on the default device; a mesh with a `runs_axis`
     splits the runs over its devices (`shard_map(vmap(train))`, no collectives; R is
     padded to a multiple of the devices and the padding dropped, the result then being
     replicated). Called from the host (not inside jit); compiled programs are reused
     across calls with the same layout.
+
+    group_size: runs per compiled call. None (the default) sizes it from the compiled
+    program's memory analysis and the device's free memory: all R at once when they
+    fit, else the largest group that does (a multiple of the mesh's devices), the
+    groups run one after another (the last padded) and concatenated, with the same
+    results as one big vmap up to float rounding (XLA may pick other kernels for
+    another batch size).
     """
     if not isinstance(configs, Config):
         raise TypeError(f"train_many: configs must be a purejaxppo.Config, got {configs!r}")
     keys = _keys(keys, "train_many")
     runs = keys.shape[0]
-    batched = _num_configs(configs)
-    if batched is not None and batched != runs:
+    batched = _num_configs(configs) is not None
+    if batched and _num_configs(configs) != runs:
         raise ValueError(
-            f"train_many: {batched} configs but {runs} keys; give one key per config (or "
-            "one unbatched config for all keys)"
+            f"train_many: {_num_configs(configs)} configs but {runs} keys; give one key per "
+            "config (or one unbatched config for all keys)"
         )
+    if group_size is not None and (
+        not isinstance(group_size, int) or isinstance(group_size, bool) or group_size < 1
+    ):
+        raise ValueError(
+            f"train_many: group_size={group_size!r} must be a positive int (or None: sized "
+            "from the program's memory analysis)"
+        )
+    devices = 1
+    if mesh is not None:
+        devices = check_axis(mesh, runs_axis, "runs_axis")
+        mesh = auto_axes(mesh)
+    size = group_size or runs
+    if group_size is None:
+        program, args, _ = _placed_group(configs, keys, mesh, runs_axis, batched)
+        device = mesh.local_devices[0] if mesh is not None else None
+        needed = program_bytes(program.lower(*args).compile())  # reused by the call
+        size = runs_per_group(runs, needed, free_bytes(device), devices)
+    if size >= runs:
+        return _run_group(configs, keys, mesh, runs_axis, batched)
+    starts = range(0, runs, size)
+    padded_configs = _pad_runs(configs, len(starts) * size) if batched else configs
+    padded_keys = _pad_runs(keys, len(starts) * size)
+    outs = [
+        _run_group(
+            jax.tree.map(lambda x, i=i: x[i : i + size], padded_configs) if batched else configs,
+            padded_keys[i : i + size],
+            mesh,
+            runs_axis,
+            batched,
+        )
+        for i in starts
+    ]
+    return jax.tree.map(lambda *xs: jnp.concatenate(xs)[:runs], *outs)
+
+
+def _placed_group(
+    configs: Config, keys: jax.Array, mesh: Mesh | None, runs_axis: str, batched: bool
+) -> tuple[Callable, tuple, int | None]:
+    """(the jitted program for these runs, its inputs placed for it, the number of
+    real runs when padding was added for the mesh, else None)."""
     if mesh is None:
-        return _vmapped_train(0 if batched is not None else None)(configs, keys)
-    devices = check_axis(mesh, runs_axis, "runs_axis")
+        return _vmapped_train(0 if batched else None), (configs, keys), None
+    runs, devices = keys.shape[0], mesh.shape[runs_axis]
     total = math.ceil(runs / devices) * devices
-    if batched is not None:
+    if batched:
         configs = _pad_runs(configs, total)
     data, impl = key_data_and_impl(_pad_runs(keys, total))
     run_spec = P(runs_axis)
-    config_spec = run_spec if batched is not None else P()
-    program = _many_program(mesh, runs_axis, batched is not None, impl)
-    out = program(to_global(configs, mesh, config_spec), to_global(data, mesh, run_spec))
-    return out if total == runs else _trim_program(mesh, runs)(out)
+    args = (
+        to_global(configs, mesh, run_spec if batched else P()),
+        to_global(data, mesh, run_spec),
+    )
+    return _many_program(mesh, runs_axis, batched, impl), args, runs if total != runs else None
+
+
+def _run_group(
+    configs: Config, keys: jax.Array, mesh: Mesh | None, runs_axis: str, batched: bool
+) -> TrainOutput:
+    program, args, real = _placed_group(configs, keys, mesh, runs_axis, batched)
+    out = program(*args)
+    return out if real is None else _trim_program(mesh, real)(out)
 
 
 def data_parallel_check(config: Config, shards: int, what: str = "train_sharded") -> None:
@@ -226,6 +301,7 @@ def train_sharded(
         raise TypeError(f"train_sharded: config must be a purejaxppo.Config, got {config!r}")
     shards = check_axis(mesh, data_axis, "data_axis")
     data_parallel_check(config, shards)
+    mesh = auto_axes(mesh)
 
     if runs_axis is None:
         if config.batch_shape:
