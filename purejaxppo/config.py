@@ -34,6 +34,7 @@ LR_SCHEDULES = ("constant", "linear", "adaptive_kl")
 CLIP_SCHEDULES = ("constant", "linear")
 ADVANTAGE_NORMS = ("minibatch", "batch", "off")
 CONTINUOUS_DISTS = ("gaussian", "tanh_gaussian")
+MATMUL_PRECISIONS = ("float32", "tensorfloat32", "default")
 IMAGE_ENCODERS = ("cnn", "flatten")
 RECURRENT_CELLS = (None, "gru", "lstm")
 BRAX_BACKENDS = ("auto", "positional", "generalized", "spring", "mjx")
@@ -282,6 +283,15 @@ class Config:
     continuous_dist: str = static("gaussian", one_of(CONTINUOUS_DISTS))
     """Continuous policy: "gaussian" (sample clipped to the action bounds at the env) or
     "tanh_gaussian" (sample squashed by tanh into the bounds)."""
+    matmul_precision: str = static("float32", one_of(MATMUL_PRECISIONS))
+    """Precision of the network's float32 matmuls and convolutions (every forward pass:
+    rollout, learning, evaluation, exported policies): "float32" (full; XLA's HIGHEST),
+    "tensorfloat32" (TF32 on NVIDIA Ampere and later; HIGH) or "default" (XLA's own
+    choice: TF32 on recent NVIDIA GPUs, one bfloat16 pass on TPUs). float32 by default
+    because PPO's ratio exp(log p - log p_old) amplifies rounding: TF32's 10-bit
+    mantissa makes the first minibatch's ratio differ from 1 and has broken RL
+    training in practice, while PPO's small MLPs gain little speed from it. The
+    CPU computes float32 whatever is asked."""
 
     # ---- traced hyperparameters (vmappable) ----------------------------------------
     lr: float = traced(2.5e-4, POSITIVE)

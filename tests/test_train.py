@@ -162,3 +162,22 @@ def test_chunked_run_updates_equals_one_shot_train(small_config, small_out):
     assert_trees_close(metrics, small_out.metrics, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(metrics["env_steps"], small_out.metrics["env_steps"])
     np.testing.assert_array_equal(metrics["lr"], small_out.metrics["lr"])
+
+
+@pytest.mark.parametrize(("precision", "hlo"), [("float32", "HIGHEST"), ("default", "DEFAULT")])
+def test_matmul_precision_reaches_every_matmul(small_config, precision, hlo):
+    # Config.matmul_precision sets every dot of training and of the acting policy
+    # (XLA:CPU computes float32 either way; the GPU's TF32 is what it guards against).
+    import re
+
+    config = small_config.replace(matmul_precision=precision)
+    texts = [jax.jit(purejaxppo.train).lower(config, KEY).as_text()]
+
+    def act(key, obs):
+        state = purejaxppo.init(config, key)
+        return purejaxppo.make_policy(config, state, deterministic=True)(obs)
+
+    texts.append(jax.jit(act).lower(KEY, jnp.zeros((3, 4))).as_text())
+    for text in texts:
+        found = set(re.findall(r"dot_general.*precision = \[(\w+), (\w+)\]", text))
+        assert found == {(hlo, hlo)}, found

@@ -10,7 +10,9 @@ literature. Continuous policies use a state-independent log-std parameter.
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
@@ -63,6 +65,18 @@ class MLP(nn.Module):
         return x
 
 
+def at_precision(method: Callable) -> Callable:
+    """Run an ActorCritic method with every matmul and convolution traced inside it at
+    the module's `matmul_precision` (jax.default_matmul_precision)."""
+
+    @functools.wraps(method)
+    def wrapped(self, *args, **kwargs):
+        with jax.default_matmul_precision(self.matmul_precision):
+            return method(self, *args, **kwargs)
+
+    return wrapped
+
+
 class ActorCritic(nn.Module):
     """obs (one array [..., obs_dim] or a dict of [..., *leaf shape]) -> (policy
     distribution, value [...]).
@@ -86,6 +100,7 @@ class ActorCritic(nn.Module):
     has_mask: bool = False  # obs["action_mask"] holds the legal actions
     recurrent: str | None = None  # None, "gru" or "lstm": a cell after each torso
     recurrent_size: int = 128
+    matmul_precision: str = "float32"  # see Config.matmul_precision
 
     def setup(self):
         if self.shared_torso:
@@ -147,6 +162,7 @@ class ActorCritic(nn.Module):
     def _value(self, features: jax.Array) -> jax.Array:
         return self.value_head(features)[..., 0]
 
+    @at_precision
     def __call__(self, obs) -> tuple[Distribution, jax.Array]:
         self._feed_forward_only("__call__")
         if self.shared_torso:
@@ -154,6 +170,7 @@ class ActorCritic(nn.Module):
             return self._dist(h, obs), self._value(h)
         return self.policy(obs), self.value(obs)
 
+    @at_precision
     def policy(self, obs) -> Distribution:
         """The policy alone (skips the critic when the torsos are separate); reads only
         the policy's keys (and the action mask)."""
@@ -161,6 +178,7 @@ class ActorCritic(nn.Module):
         torso = self.torso if self.shared_torso else self.actor_torso
         return self._dist(torso(self._features(self.actor_encoder, obs)), obs)
 
+    @at_precision
     def value(self, obs) -> jax.Array:
         """The value alone (skips the actor when the torsos are separate)."""
         self._feed_forward_only("value")
@@ -182,6 +200,7 @@ class ActorCritic(nn.Module):
     def _cells(self) -> tuple[nn.Module, ...]:
         return (self.actor_cell,) if self.shared_torso else (self.actor_cell, self.critic_cell)
 
+    @at_precision
     def features(self, obs) -> tuple[jax.Array, ...]:
         """Each cell's projected input (its torso's output through the cell's input
         kernels), one per cell: (actor, critic) or (shared,); any leading axes. The
@@ -195,22 +214,26 @@ class ActorCritic(nn.Module):
             )
         return tuple(cell.project(x) for cell, x in zip(self._cells(), torsos, strict=True))
 
+    @at_precision
     def cells(self, carry: tuple, features: tuple) -> tuple[tuple, tuple]:
         """One step of each cell from its projected input: (new carry, outputs), both
         tuples like `features`."""
         stepped = [cell(c, x) for cell, c, x in zip(self._cells(), carry, features, strict=True)]
         return tuple(c for c, _ in stepped), tuple(y for _, y in stepped)
 
+    @at_precision
     def heads(self, outputs: tuple, obs) -> tuple[Distribution, jax.Array]:
         """(policy, value) from the cells' outputs (the mask is read from `obs`)."""
         return self._dist(outputs[0], obs), self._value(outputs[-1])
 
+    @at_precision
     def step(self, carry: tuple, obs) -> tuple[tuple, Distribution, jax.Array]:
         """One env step of every row: (carry after it, policy, value)."""
         carry, outputs = self.cells(carry, self.features(obs))
         dist, value = self.heads(outputs, obs)
         return carry, dist, value
 
+    @at_precision
     def policy_step(self, cell_carry: Any, obs) -> tuple[Any, Distribution]:
         """The policy alone, for acting: the actor's (or the shared) cell state only."""
         torso = self.torso if self.shared_torso else self.actor_torso
@@ -218,6 +241,7 @@ class ActorCritic(nn.Module):
         cell_carry, y = self.actor_cell(cell_carry, self.actor_cell.project(features))
         return cell_carry, self._dist(y, obs)
 
+    @at_precision
     def value_step(self, carry: tuple, obs) -> jax.Array:
         """The value of `obs` reached from `carry` (the critic's cell only): the
         bootstrap value of a truncated episode's final observation."""
@@ -253,6 +277,7 @@ def make_network(config: Config, spec: EnvSpec) -> ActorCritic:
         has_mask=spec.has_mask,
         recurrent=config.recurrent,
         recurrent_size=config.recurrent_size,
+        matmul_precision=config.matmul_precision,
     )
 
 
