@@ -167,6 +167,13 @@ ENV_SETTINGS = {
         "discounting": 0.97,
         "reward_scaling": 1.0,
     },
+    # The smallest Brax env (the accelerator suite's tiny CPU scale): ant's values.
+    "inverted_pendulum": {
+        "learning_rate": 3e-4,
+        "entropy_cost": 1e-2,
+        "discounting": 0.97,
+        "reward_scaling": 10.0,
+    },
 }
 
 # Brax's PPO defaults that we mirror (brax 0.14.2 ppo/train.py and ppo/networks.py).

@@ -2,10 +2,11 @@
 
 Prints and saves (JSON under benchmarks/results/) for each seed count:
 compile seconds, run seconds, env steps/s and the final return (per seed: nanmean
-of the last 10 updates' episode_return). It also times, in the same process, the
-two halves of an update on their own (rollout only, learning epochs only) and a
-bare fwd+bwd of the actor-critic on one minibatch, so the report says where the
-time goes and how close the run is to the network-bound limit.
+of the last 10 updates' episode_return). It also times, in the same process and at
+each seed count, the pieces of an update on their own (rollout, learning epochs,
+the shuffle's gathers) and the bare fwd+bwd of the actor-critic on one minibatch,
+and reports each piece's share of an update and the network-bound fraction
+(fwd+bwd time / update time), so the report says where the time goes.
 
     python benchmarks/throughput.py                      # 1 and 32 seeds
     python benchmarks/throughput.py --seeds 1 32 1024 --out benchmarks/results/throughput-gpu.json
@@ -61,11 +62,16 @@ def bench_reference(total_timesteps: int, num_seeds: int) -> dict:
     }
 
 
-def bench_breakdown(config: purejaxppo.Config) -> dict:
-    """Seconds per update for the rollout alone, the learning epochs alone, and the
-    minibatch fwd+bwd alone, each as its own scan over num_updates (one seed)."""
-    n = config.num_updates
-    state = T.init(config, jax.random.key(0))
+def bench_breakdown(config: purejaxppo.Config, num_seeds: int, updates: int = 200) -> dict:
+    """Milliseconds per update, vmapped over `num_seeds` seeds, for the pieces of an
+    update each run alone as a scan of `updates` updates: the rollout; the learning
+    epochs (shuffle + minibatch steps) on a fixed batch; the shuffle's minibatch
+    gathers alone; and the bare fwd+bwd of the actor-critic on one minibatch, as many
+    times as an update takes gradient steps (the network-bound limit: an update
+    cannot cost less than its fwd+bwds)."""
+    n = min(updates, config.num_updates)
+    keys = jax.random.split(jax.random.key(0), num_seeds)
+    states = jax.vmap(T.init, in_axes=(None, 0))(config, keys)
     setup = T.make_setup(config)
 
     def rollout_only(s):
@@ -73,20 +79,21 @@ def bench_breakdown(config: purejaxppo.Config) -> dict:
             carry, traj, _ = collect_rollout(setup, config, s.params, carry, k)
             return carry, traj.reward.sum()
 
-        carry = rollout_carry(s)
-        return jax.lax.scan(body, carry, jax.random.split(s.key, n))[1]
+        return jax.lax.scan(body, rollout_carry(s), jax.random.split(s.key, n))[1]
 
     b = config.batch_size
-    obs = jax.random.normal(jax.random.key(1), (b, setup.spec.obs_dim))
-    batch = Batch(
-        obs, jnp.zeros(b, jnp.int32), -jnp.ones(b), jnp.zeros(b), jnp.ones(b), jnp.ones(b)
-    )
+
+    def fixed_batch(key):
+        obs = jax.random.normal(key, (b, setup.spec.obs_dim))
+        ones = jnp.ones(b)
+        return Batch(obs, jnp.zeros(b, jnp.int32), -ones, jnp.zeros(b), ones, ones)
 
     settings = StepSettings(jnp.float32(1e-4), jnp.float32(config.clip_eps), jnp.float32(1.0))
-
-    learner = update_mod.make_learner(setup.network, config, state.params)
+    learner = update_mod.make_learner(setup.network, config, T.init(config, keys[0]).params)
 
     def learn_only(s):
+        batch = fixed_batch(s.key)
+
         def body(po, k):
             r = update_mod.update_epochs(learner, settings, batch, po[0], po[1], k)
             return (r.params, r.opt_state), r.metrics["policy_loss"]
@@ -94,20 +101,48 @@ def bench_breakdown(config: purejaxppo.Config) -> dict:
         return jax.lax.scan(body, (s.params, s.opt_state), jax.random.split(s.key, n))[1]
 
     steps_per_update = config.update_epochs * config.num_minibatches
-    mb = jax.tree.map(lambda x: x[: config.minibatch_size], batch)
+
+    def shuffle_only(s):
+        batch = fixed_batch(s.key)
+
+        def body(total, k):
+            split = update_mod.shuffled_minibatches(k, batch, config.num_minibatches)
+            return total + split.obs.sum(), None
+
+        keys = jax.random.split(s.key, n * config.update_epochs)
+        return jax.lax.scan(body, jnp.float32(0), keys)[0]
 
     def fwd_bwd_only(s):
+        mb = jax.tree.map(lambda x: x[: config.minibatch_size], fixed_batch(s.key))
+
         def body(p, _):
             g, _ = jax.grad(ppo_loss, has_aux=True)(p, setup.network, config, mb, settings)
             return jax.tree.map(lambda a, d: a - 1e-6 * d, p, g), None
 
         return jax.lax.scan(body, s.params, None, length=n * steps_per_update)[0]
 
-    out = {}
-    for name, fn in [("rollout", rollout_only), ("learn", learn_only), ("fwd_bwd", fwd_bwd_only)]:
-        _, run_s, _ = time_compiled(fn, state)
+    out = {"seeds": num_seeds, "updates_timed": n}
+    pieces = [
+        ("rollout", rollout_only),
+        ("learn", learn_only),
+        ("shuffle", shuffle_only),
+        ("fwd_bwd", fwd_bwd_only),
+    ]
+    for name, fn in pieces:
+        _, run_s, _ = time_compiled(jax.vmap(fn), states)
         out[f"{name}_ms_per_update"] = round(1e3 * run_s / n, 4)
     return out
+
+
+def with_shares(bd: dict, total_ms: float) -> dict:
+    """The breakdown with the whole update's time and each piece's share of it: the
+    rest (GAE, normalisation, metrics) is what the rollout and learning leave."""
+    bd = dict(bd, total_ms_per_update=round(total_ms, 4))
+    for name in ("rollout", "learn", "shuffle"):
+        bd[f"{name}_share"] = round(bd[f"{name}_ms_per_update"] / total_ms, 3)
+    bd["rest_share"] = round(1 - bd["rollout_share"] - bd["learn_share"], 3)
+    bd["network_bound_fraction"] = round(bd["fwd_bwd_ms_per_update"] / total_ms, 3)
+    return bd
 
 
 def main() -> None:
@@ -160,14 +195,13 @@ def main() -> None:
                 flush=True,
             )
     if not args.no_breakdown:
-        bd = bench_breakdown(config)
-        one = next((r for r in report["runs"] if r["seeds"] == 1 and r["devices"] == 1), None)
-        if one is not None:
-            total_ms = 1e3 * one["run_s"] / config.num_updates
-            bd["total_ms_per_update"] = round(total_ms, 4)
-            bd["network_bound_fraction"] = round(bd["fwd_bwd_ms_per_update"] / total_ms, 3)
-        report["breakdown_one_seed"] = bd
-        print("per update (1 seed):", json.dumps(bd))
+        report["breakdown"] = []
+        for seeds in args.seeds:
+            row = next(r for r in report["runs"] if r["seeds"] == seeds and r["devices"] == 1)
+            total_ms = 1e3 * row["run_s"] / config.num_updates
+            bd = with_shares(bench_breakdown(config, seeds), total_ms)
+            report["breakdown"].append(bd)
+            print(f"per update ({seeds} seeds):", json.dumps(bd), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"saved {args.out}")

@@ -87,13 +87,17 @@ def gradient_step(
     """One optimizer step on `minibatch`, its loss metrics with `weight` 1.
     Data-parallel: gradients and metrics are averaged over the shards first."""
 
-    def loss_fn(flat_params):
-        params = learner.unravel(flat_params)
+    def loss_fn(params):
         return ppo_loss(
             params, learner.network, learner.config, minibatch, settings, learner.axis_name
         )
 
-    grads, metrics = jax.grad(loss_fn, has_aux=True)(state.flat_params)
+    # The gradient is taken w.r.t. the parameter pytree and then flattened, not
+    # through `unravel`: the transpose of unravel's slices is one zero-padded add of
+    # the whole vector per leaf, which under vmap over 32 seeds cost ~24 ms of an
+    # 84 ms CartPole update; one concatenation of the leaf gradients costs little.
+    grads, metrics = jax.grad(loss_fn, has_aux=True)(learner.unravel(state.flat_params))
+    grads = ravel_pytree(grads)[0]
     grads, metrics = maybe_pmean((grads, metrics), learner.axis_name)
     updates, opt_state = learner.optimizer.update(grads, state.opt_state, state.flat_params)
     stepped = LearnerState(
