@@ -63,7 +63,7 @@ def test_truncation_at_the_limit_keeps_the_final_observation():
     brax_env = setup.env.brax_env
     for env, t in ((0, 14), (1, first_end)):
         inner = jax.tree.map(lambda x, env=env, t=t: x[t, env], before.inner)
-        stepped = brax_env.step(inner, jnp.array([0.0 if env == 0 else 1.0]))
+        stepped = jax.jit(brax_env.step)(inner, jnp.array([0.0 if env == 0 else 1.0]))
         # final_obs is the true next state; obs is a fresh reset (time back to 0).
         np.testing.assert_allclose(out.final_obs[t, env], stepped.obs, rtol=1e-5, atol=1e-6)
         assert not np.allclose(out.obs[t, env], stepped.obs)
@@ -97,8 +97,9 @@ def test_action_repeat_sums_rewards_over_physics_steps():
     setup, out, before = _run_env(config, jnp.zeros((2, 1)), 2)
     np.testing.assert_allclose(out.reward, 3.0)  # reward 1 per physics step while alive
     inner = jax.tree.map(lambda x: x[0, 0], before.inner)
+    physics_step = jax.jit(setup.env.brax_env.step)  # eager: hundreds of tiny compiles
     for _ in range(3):
-        inner = setup.env.brax_env.step(inner, jnp.zeros(1))
+        inner = physics_step(inner, jnp.zeros(1))
     np.testing.assert_allclose(out.obs[0, 0], inner.obs, rtol=1e-5, atol=1e-6)
 
 
@@ -113,6 +114,7 @@ def test_brax_env_errors_name_the_field():
         Config(env="CartPole-v1", action_repeat=2)
 
 
+@pytest.mark.slow  # brax_continuous.ipynb's committed outputs: the same config, 4 seeds
 def test_inverted_pendulum_learns():
     """150k steps (about 5 s after a ~15 s compile): the deterministic policy balances
     far longer than the initial random policy (which keeps the pole up ~15 steps)."""

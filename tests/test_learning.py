@@ -15,15 +15,15 @@ from purejaxppo.envs import env_spec, reset_envs, resolve_env, step_envs
 from purejaxppo.envs.probes import ContinuousTargetAction
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(
     "variant",
     [
         {},
-        # PPO-Penalty with the paper's adaptive beta instead of clipping.
-        {"objective": "kl_penalty"},
+        # PPO-Penalty with the paper's adaptive beta instead of clipping (slow: the
+        # ablations notebook's committed full-budget run shows it learning too).
+        pytest.param({"objective": "kl_penalty"}, marks=pytest.mark.slow),
         # PPO-Clip with KL early stopping (a low target, so that it does stop updates).
-        {"target_kl": 0.002},
+        pytest.param({"target_kl": 0.002}, marks=pytest.mark.slow),
     ],
     ids=["clip", "kl_penalty", "target_kl"],
 )

@@ -1,7 +1,7 @@
 """Multi-device tests: 4 fake CPU devices, so they run in their own pytest invocation
 (the device count is fixed when JAX starts):
 
-    JAX_NUM_CPU_DEVICES=4 pytest tests_multidevice
+    JAX_NUM_CPU_DEVICES=4 pytest -n 2 tests_multidevice
 """
 
 from __future__ import annotations
