@@ -8,10 +8,14 @@ import json
 import pathlib
 
 import jax
+import pytest
 
 SCRIPT = pathlib.Path(__file__).parent.parent / "benchmarks" / "accelerator.py"
 
 
+# Slow: every part compiles its own programs (Brax's PPO and ours among them), 200 s
+# alone and 340 s beside the other worker on 2 cores; `pytest -m slow` runs it.
+@pytest.mark.slow
 def test_the_accelerator_suite_runs_at_tiny_scale(tmp_path):
     spec = importlib.util.spec_from_file_location("accelerator_suite", SCRIPT)
     suite = importlib.util.module_from_spec(spec)
