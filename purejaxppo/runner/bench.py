@@ -47,15 +47,14 @@ def bench_train(config: Config, num_seeds: int, num_devices: int = 1) -> dict[st
     if num_seeds % num_devices:
         raise ValueError(f"bench: seeds={num_seeds} must be a multiple of devices={num_devices}")
     keys = jax.random.split(jax.random.key(0), num_seeds)
-    per_seed = per_seed_train
     if num_devices == 1:
-        compile_s, run_s, out = time_compiled(per_seed, config, keys)
+        compile_s, run_s, out = time_compiled(per_seed_train, config, keys)
     else:
         mesh = jax.make_mesh((num_devices,), ("runs",), devices=jax.devices()[:num_devices])
         # check_vma=False: train's scan carries start as unvarying constants; runs
         # never communicate, so there is nothing for the check to protect here.
         sharded = jax.shard_map(
-            lambda k: per_seed(config, k),
+            lambda k: per_seed_train(config, k),
             mesh=mesh,
             in_specs=P("runs"),
             out_specs=P("runs"),

@@ -191,14 +191,16 @@ def train_many(
     if mesh is not None:
         devices = check_axis(mesh, runs_axis, "runs_axis")
         mesh = auto_axes(mesh)
-    size = group_size or runs
-    if group_size is None:
-        program, args, _ = _placed_group(configs, keys, mesh, runs_axis, batched)
-        device = mesh.local_devices[0] if mesh is not None else None
-        needed = program_bytes(program.lower(*args).compile())  # reused by the call
-        size = runs_per_group(runs, needed, free_bytes(device), devices)
-    if size >= runs:
-        return _run_group(configs, keys, mesh, runs_axis, batched)
+    size = min(group_size or runs, runs)
+    if size == runs:  # all at once, unless the memory analysis says otherwise
+        whole = _placed_group(configs, keys, mesh, runs_axis, batched)
+        if group_size is None:
+            program, args, _ = whole
+            device = mesh.local_devices[0] if mesh is not None else None
+            needed = program_bytes(program.lower(*args).compile())  # reused by the call
+            size = runs_per_group(runs, needed, free_bytes(device), devices)
+        if size == runs:
+            return _run_group(configs, keys, mesh, runs_axis, batched, whole)
     starts = range(0, runs, size)
     padded_configs = _pad_runs(configs, len(starts) * size) if batched else configs
     padded_keys = _pad_runs(keys, len(starts) * size)
@@ -236,9 +238,17 @@ def _placed_group(
 
 
 def _run_group(
-    configs: Config, keys: jax.Array, mesh: Mesh | None, runs_axis: str, batched: bool
+    configs: Config,
+    keys: jax.Array,
+    mesh: Mesh | None,
+    runs_axis: str,
+    batched: bool,
+    placed: tuple[Callable, tuple, int | None] | None = None,
 ) -> TrainOutput:
-    program, args, real = _placed_group(configs, keys, mesh, runs_axis, batched)
+    """These runs (padding dropped); `placed`: what `_placed_group` already prepared."""
+    if placed is None:
+        placed = _placed_group(configs, keys, mesh, runs_axis, batched)
+    program, args, real = placed
     out = program(*args)
     return out if real is None else _trim_program(mesh, real)(out)
 
