@@ -88,7 +88,9 @@ def bench_breakdown(config: purejaxppo.Config, num_seeds: int, updates: int = 20
         ones = jnp.ones(b)
         return Batch(obs, jnp.zeros(b, jnp.int32), -ones, jnp.zeros(b), ones, ones)
 
-    settings = StepSettings(jnp.float32(1e-4), jnp.float32(config.clip_eps), jnp.float32(1.0))
+    settings = StepSettings(
+        jnp.float32(1e-4), jnp.float32(config.clip_eps), jnp.float32(1.0), config.ent_coef
+    )
     learner = update_mod.make_learner(setup.network, config, T.init(config, keys[0]).params)
 
     def learn_only(s):

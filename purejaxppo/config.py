@@ -30,7 +30,8 @@ import numpy as np
 
 ACTIVATIONS = ("tanh", "relu", "gelu", "silu", "elu", "leaky_relu")
 OBJECTIVES = ("clip", "kl_penalty", "clip+kl_penalty")
-LR_SCHEDULES = ("constant", "linear", "adaptive_kl")
+LR_SCHEDULES = ("constant", "linear", "cosine", "adaptive_kl")
+ENT_SCHEDULES = ("constant", "linear", "cosine")
 CLIP_SCHEDULES = ("constant", "linear")
 ADVANTAGE_NORMS = ("minibatch", "batch", "off")
 CONTINUOUS_DISTS = ("gaussian", "tanh_gaussian")
@@ -265,12 +266,18 @@ class Config:
     """Policy objective: "clip" (PPO-Clip), "kl_penalty" (ratio * A - beta * KL(old || new)
     with the PPO paper's adaptive beta) or "clip+kl_penalty" (both terms)."""
     lr_schedule: str = static("linear", one_of(LR_SCHEDULES))
-    """Learning rate: "constant", "linear" (annealed to 0, stepwise per update) or
-    "adaptive_kl" (x or / 1.5 when the update's KL leaves [desired_kl/2, 2*desired_kl],
-    kept in [lr_min, lr_max])."""
+    """Learning rate, stepwise per update: after an optional linear warm-up (lr_warmup,
+    from lr_warmup_from) "constant" (lr), "linear" or "cosine" (from lr to lr_final,
+    reached at the end of the run: lr * (1 - update / num_updates) by default), or
+    "adaptive_kl" (x or / 1.5 when the update's KL leaves [desired_kl/2,
+    2*desired_kl], kept in [lr_min, lr_max]; no warm-up)."""
     clip_schedule: str = static("constant", one_of(CLIP_SCHEDULES))
     """Clip range: "constant" or "linear" (from clip_eps at the first update to
     clip_eps_final at the last)."""
+    ent_schedule: str = static("constant", one_of(ENT_SCHEDULES))
+    """Entropy coefficient, stepwise per update, like lr_schedule: after an optional
+    warm-up (ent_warmup, from ent_warmup_from) "constant" (ent_coef), "linear" or
+    "cosine" (from ent_coef to ent_coef_final at the end of the run)."""
     advantage_norm: str = static("minibatch", one_of(ADVANTAGE_NORMS))
     """Advantage normalisation to zero mean, unit std: per "minibatch", over the whole
     "batch" once per update, or "off"."""
@@ -295,7 +302,15 @@ class Config:
 
     # ---- traced hyperparameters (vmappable) ----------------------------------------
     lr: float = traced(2.5e-4, POSITIVE)
-    """Adam learning rate (the initial value under the linear and adaptive_kl schedules)."""
+    """Adam learning rate: the value after the warm-up, from which the linear and
+    cosine schedules decay (the initial value under adaptive_kl)."""
+    lr_final: float = traced(0.0, NON_NEGATIVE)
+    """Learning rate the "linear" and "cosine" schedules reach at the end of the run."""
+    lr_warmup: float = traced(0.0, UNIT_INTERVAL)
+    """Fraction of the updates spent warming the learning rate up linearly from
+    lr_warmup_from to lr (0: no warm-up); the decay runs over the rest."""
+    lr_warmup_from: float = traced(0.0, NON_NEGATIVE)
+    """Learning rate at the first update of the warm-up (used when lr_warmup > 0)."""
     gamma: float = traced(0.99, UNIT_INTERVAL)
     """Discount factor, in [0, 1]."""
     gae_lambda: float = traced(0.95, UNIT_INTERVAL)
@@ -307,7 +322,13 @@ class Config:
     vf_coef: float = traced(0.5, NON_NEGATIVE)
     """Value loss coefficient."""
     ent_coef: float = traced(0.01, FINITE)
-    """Entropy bonus coefficient."""
+    """Entropy bonus coefficient (the value after the warm-up, see ent_schedule)."""
+    ent_coef_final: float = traced(0.0, FINITE)
+    """Entropy coefficient the "linear" and "cosine" ent_schedule reach at the end."""
+    ent_warmup: float = traced(0.0, UNIT_INTERVAL)
+    """Fraction of the updates spent ramping ent_coef linearly from ent_warmup_from."""
+    ent_warmup_from: float = traced(0.0, FINITE)
+    """Entropy coefficient at the first update of the warm-up (when ent_warmup > 0)."""
     max_grad_norm: float = traced(0.5, CLIP_BOUND)
     """Global gradient-norm clip (inf disables it)."""
     adam_eps: float = traced(1e-5, POSITIVE)
@@ -716,6 +737,17 @@ def adaptive_lr_within_bounds(c: Config) -> None:
         )
 
 
+def adaptive_lr_has_no_warmup(c: Config) -> None:
+    if c.lr_schedule != "adaptive_kl" or not _host_values(c.lr_warmup):
+        return
+    if np.any(np.asarray(c.lr_warmup) > 0):
+        raise ValueError(
+            f"Config.lr_warmup={_fmt(c.lr_warmup)}: lr_schedule='adaptive_kl' adapts the "
+            "carried lr from the first update and has no warm-up; set lr_warmup=0 or use "
+            "lr_schedule 'constant', 'linear' or 'cosine'"
+        )
+
+
 def env_registered(c: Config) -> None:
     """The env id is in a registry (or the object has the env API); nothing is built.
     The checks that need the built env (its action space) run in core.setup."""
@@ -733,6 +765,7 @@ CROSS_FIELD_CHECKS: tuple[Callable[[Config], None], ...] = (
     shared_torso_reads_one_input,
     lr_min_at_most_lr_max,
     adaptive_lr_within_bounds,
+    adaptive_lr_has_no_warmup,
     env_registered,
 )
 

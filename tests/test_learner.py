@@ -88,7 +88,7 @@ def test_an_early_stopped_update_equals_the_steps_before_the_stop():
         advantages=jax.random.normal(jax.random.key(3), (n,)),
         returns=jax.random.normal(jax.random.key(4), (n,)),
     )
-    settings = StepSettings(jnp.float32(1e-3), jnp.float32(0.2), jnp.float32(1.0))
+    settings = StepSettings(jnp.float32(1e-3), jnp.float32(0.2), jnp.float32(1.0), config.ent_coef)
     key = jax.random.key(5)
     stopped = jax.jit(
         lambda p, o: update_epochs(

@@ -155,7 +155,9 @@ def test_ppo_loss_ratio_metrics():
 
 
 def settings_of(config: Config) -> StepSettings:
-    return StepSettings(lr=config.lr, clip_eps=config.clip_eps, beta=config.kl_beta_init)
+    return StepSettings(
+        lr=config.lr, clip_eps=config.clip_eps, beta=config.kl_beta_init, ent_coef=config.ent_coef
+    )
 
 
 @pytest.mark.parametrize(

@@ -200,7 +200,12 @@ def test_sequence_minibatches_keep_whole_sequences_and_match_step_by_step(rollou
     params = jax.tree.map(
         lambda p: p + 0.5 * jax.random.normal(jax.random.key(6), p.shape), state.params
     )
-    settings = StepSettings(lr=jnp.float32(1e-3), clip_eps=jnp.float32(0.2), beta=jnp.float32(1))
+    settings = StepSettings(
+        lr=jnp.float32(1e-3),
+        clip_eps=jnp.float32(0.2),
+        beta=jnp.float32(1),
+        ent_coef=config.ent_coef,
+    )
     for m in range(2):
         mb = jax.tree.map(lambda x, m=m: x[m], minibatches)
         # At the rollout's parameters the re-run sequence reproduces its log-probs.

@@ -36,6 +36,7 @@ class StepSettings(NamedTuple):
     lr: jax.Array
     clip_eps: jax.Array
     beta: jax.Array  # KL-penalty coefficient
+    ent_coef: jax.Array  # entropy coefficient (scheduled)
 
 
 def network_outputs(network: Any, params: Any, batch: Batch) -> tuple[Any, jax.Array]:
@@ -160,7 +161,7 @@ def ppo_loss(
     pg, objective_metrics = OBJECTIVE_LOSSES[config.objective](ratio, adv, dist, batch, settings)
     vf = value_loss(value, batch.value, batch.returns, config.vf_clip_eps, config.clip_value_loss)
     entropy = jnp.mean(dist.entropy())
-    loss = pg + config.vf_coef * vf - config.ent_coef * entropy
+    loss = pg + config.vf_coef * vf - settings.ent_coef * entropy
     metrics = {
         "policy_loss": pg,
         "value_loss": vf,

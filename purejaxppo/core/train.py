@@ -28,7 +28,13 @@ from purejaxppo.core.losses import (
 )
 from purejaxppo.core.observations import init_obs_stats
 from purejaxppo.core.rollout import collect_rollout, rollout_carry
-from purejaxppo.core.schedules import clip_range, next_beta, next_lr, scheduled_lr
+from purejaxppo.core.schedules import (
+    clip_range,
+    next_beta,
+    next_lr,
+    scheduled_ent_coef,
+    scheduled_lr,
+)
 from purejaxppo.core.setup import as_key, make_setup
 from purejaxppo.core.types import EpisodeEnds, EpisodeStats, TrainOutput, TrainState, Transition
 from purejaxppo.envs import EnvSpec, reset_envs
@@ -52,6 +58,7 @@ METRIC_NAMES = (
     "lr",
     "clip_eps",
     "beta",
+    "ent_coef",
     "updates_done",
     "early_stopped",
     "env_steps",
@@ -181,11 +188,12 @@ def with_behaviour_policy(
 
 
 def step_settings(config: Config, state: TrainState) -> StepSettings:
-    """This update's learning rate, clip range and KL-penalty coefficient."""
+    """This update's learning rate, clip range, KL-penalty and entropy coefficients."""
     return StepSettings(
         lr=scheduled_lr(config, state.update_step, state.lr),
         clip_eps=clip_range(config, state.update_step),
         beta=state.kl_beta,
+        ent_coef=scheduled_ent_coef(config, state.update_step),
     )
 
 
@@ -224,6 +232,7 @@ def update_metrics(
         "lr": settings.lr,
         "clip_eps": settings.clip_eps,
         "beta": settings.beta,
+        "ent_coef": settings.ent_coef,
         "updates_done": learned.steps_done,
         "early_stopped": learned.stopped,
         "env_steps": update_step * config.batch_size,

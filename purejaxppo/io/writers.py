@@ -53,6 +53,7 @@ TAGS: dict[str, tuple[str, float]] = {
     "explained_variance": ("train/explained_variance", 1.0),
     "lr": ("train/learning_rate", 1.0),
     "clip_eps": ("train/clip_range", 1.0),
+    "ent_coef": ("train/ent_coef", 1.0),
     "beta": ("train/beta", 1.0),
     "updates_done": ("train/updates_done", 1.0),
     "early_stopped": ("train/early_stopped", 1.0),
