@@ -36,6 +36,7 @@ CLIP_SCHEDULES = ("constant", "linear")
 ADVANTAGE_NORMS = ("minibatch", "batch", "off")
 CONTINUOUS_DISTS = ("gaussian", "tanh_gaussian")
 MATMUL_PRECISIONS = ("float32", "tensorfloat32", "default")
+VALUE_TARGETS = ("mse", "symlog", "hl_gauss")
 IMAGE_ENCODERS = ("cnn", "flatten")
 RECURRENT_CELLS = (None, "gru", "lstm")
 BRAX_BACKENDS = ("auto", "positional", "generalized", "spring", "mjx")
@@ -152,6 +153,7 @@ UNIT_INTERVAL = Rule("must be in [0, 1]", lambda v: (v >= 0) & (v <= 1))
 FINITE = Rule("must be finite", np.isfinite)
 FINITE_POSITIVE = Rule("must be finite and > 0", lambda v: np.isfinite(v) & (v > 0))
 CLIP_BOUND = Rule("must be > 0 (inf disables clipping)", lambda v: v > 0)
+STEP_SIZE = Rule("must be in (0, 1]", lambda v: (v > 0) & (v <= 1))
 EARLY_STOP = Rule("must be > 0 (None disables early stopping)", lambda v: v > 0)
 
 
@@ -290,6 +292,18 @@ class Config:
     continuous_dist: str = static("gaussian", one_of(CONTINUOUS_DISTS))
     """Continuous policy: "gaussian" (sample clipped to the action bounds at the env) or
     "tanh_gaussian" (sample squashed by tanh into the bounds)."""
+    value_target: str = static("mse", one_of(VALUE_TARGETS))
+    """What the critic regresses (purejaxppo.core.value_targets): "mse" (the value, by
+    squared error), "symlog" (symlog(value) = sign * log(1 + |value|), robust to large
+    returns), or "hl_gauss" (a categorical critic over value_bins bins on [value_min,
+    value_max] trained by cross-entropy to HL-Gauss targets; needs
+    clip_value_loss=False). Value clipping acts in the critic's own space."""
+    value_bins: int = static(51, POSITIVE_INT)
+    """Bins of the "hl_gauss" critic (at least 2; unused by the other targets)."""
+    popart: bool = static(False, SWITCH)
+    """PopArt: the "mse" critic predicts values normalised by running statistics of
+    the returns (EMA step popart_beta, in the train state), its last layer rescaled at
+    each statistics update so that its unnormalised outputs are preserved."""
     matmul_precision: str = static("float32", one_of(MATMUL_PRECISIONS))
     """Precision of the network's float32 matmuls and convolutions (every forward pass:
     rollout, learning, evaluation, exported policies): "float32" (full; XLA's HIGHEST),
@@ -350,6 +364,16 @@ class Config:
     target_kl: float | None = traced(None, EARLY_STOP, optional=True)
     """KL early stopping: skip the rest of an update's minibatches and epochs once a
     minibatch's approximate KL exceeds 1.5 * target_kl; None disables it."""
+    value_min: float = traced(-100.0, FINITE)
+    """Lower end of the "hl_gauss" critic's bins, in the learner's reward units (after
+    normalize_reward and reward_scale); returns below it count as value_min."""
+    value_max: float = traced(100.0, FINITE)
+    """Upper end of the "hl_gauss" critic's bins (returns above count as value_max)."""
+    hl_gauss_sigma: float = traced(0.75, FINITE_POSITIVE)
+    """Std of the HL-Gauss target, in bin widths (0.75: Farebrother et al. 2024)."""
+    popart_beta: float = traced(0.01, STEP_SIZE)
+    """Step of PopArt's moving averages of the returns, once per update (bias-corrected,
+    so the first update's returns set them)."""
     lr_min: float = traced(1e-6, FINITE_POSITIVE)
     """Lower bound of the adaptive_kl learning rate."""
     lr_max: float = traced(1e-2, FINITE_POSITIVE)
@@ -748,6 +772,34 @@ def adaptive_lr_has_no_warmup(c: Config) -> None:
         )
 
 
+def value_bins_span_a_range(c: Config) -> None:
+    if c.value_target != "hl_gauss":
+        return
+    if c.value_bins < 2:
+        raise ValueError(
+            f"Config.value_bins={c.value_bins}: value_target='hl_gauss' needs at least 2 bins"
+        )
+    if c.clip_value_loss:
+        raise ValueError(
+            "Config.clip_value_loss=True: value_target='hl_gauss' trains a categorical "
+            "critic by cross-entropy, which has no clipped form; set clip_value_loss=False"
+        )
+    lo, hi = c.value_min, c.value_max
+    if _host_values(lo, hi) and np.any(np.asarray(lo) >= np.asarray(hi)):
+        raise ValueError(
+            f"Config.value_min={_fmt(lo)}: must be < value_max={_fmt(hi)} (the range of "
+            "the hl_gauss bins)"
+        )
+
+
+def popart_needs_the_mse_critic(c: Config) -> None:
+    if c.popart and c.value_target != "mse":
+        raise ValueError(
+            f"Config.popart=True: normalises the targets of the 'mse' critic, but "
+            f"value_target={c.value_target!r} has its own scale handling; use one of them"
+        )
+
+
 def env_registered(c: Config) -> None:
     """The env id is in a registry (or the object has the env API); nothing is built.
     The checks that need the built env (its action space) run in core.setup."""
@@ -766,6 +818,8 @@ CROSS_FIELD_CHECKS: tuple[Callable[[Config], None], ...] = (
     lr_min_at_most_lr_max,
     adaptive_lr_within_bounds,
     adaptive_lr_has_no_warmup,
+    value_bins_span_a_range,
+    popart_needs_the_mse_critic,
     env_registered,
 )
 

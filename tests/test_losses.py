@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from purejaxppo import Categorical, Config
-from purejaxppo.core.losses import Batch, StepSettings, clipped_surrogate, ppo_loss, value_loss
+from purejaxppo.core.losses import Batch, StepSettings, clipped_surrogate, ppo_loss
+from purejaxppo.core.value_targets import value_loss
 
 EPS = 0.2  # clip range: ratios are clipped to [0.8, 1.2]
 

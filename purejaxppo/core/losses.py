@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from purejaxppo.config import Config
+from purejaxppo.core.value_targets import critic_loss
 from purejaxppo.nn.recurrent import unroll
 from purejaxppo.scale.collectives import global_mean, global_var
 
@@ -37,10 +38,12 @@ class StepSettings(NamedTuple):
     clip_eps: jax.Array
     beta: jax.Array  # KL-penalty coefficient
     ent_coef: jax.Array  # entropy coefficient (scheduled)
+    value_scale: Any = ()  # popart: this update's ValueScale of the value targets; ()
 
 
 def network_outputs(network: Any, params: Any, batch: Batch) -> tuple[Any, jax.Array]:
-    """(policy, value) for every row of `batch`: one batched call for a feed-forward
+    """(policy, critic head output) for every row of `batch` (see
+    core.value_targets.critic_value): one batched call for a feed-forward
     network, the sequences re-run from their stored carries for a recurrent one."""
     if batch.carry is None:
         return network.apply(params, batch.obs)
@@ -59,18 +62,6 @@ def clipped_surrogate(ratio: jax.Array, advantages: jax.Array, clip_eps) -> jax.
     unclipped = ratio * advantages
     clipped = jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * advantages
     return -jnp.mean(jnp.minimum(unclipped, clipped))
-
-
-def value_loss(
-    value: jax.Array, old_value: jax.Array, returns: jax.Array, vf_clip_eps, clip: bool
-) -> jax.Array:
-    """0.5 * mean squared error; with `clip`, the pessimistic max of the plain and the
-    clipped (old_value +- vf_clip_eps) prediction's errors."""
-    squared = (value - returns) ** 2
-    if clip:
-        clipped_value = old_value + jnp.clip(value - old_value, -vf_clip_eps, vf_clip_eps)
-        squared = jnp.maximum(squared, (clipped_value - returns) ** 2)
-    return 0.5 * jnp.mean(squared)
 
 
 def kl_penalized_surrogate(
@@ -146,11 +137,12 @@ def ppo_loss(
     axis_name: str | None = None,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Total loss = policy + vf_coef * value - ent_coef * entropy, and its parts.
+    The value term is `core.value_targets.critic_loss` (config.value_target, PopArt).
 
     The policy term follows config.objective (see OBJECTIVE_LOSSES); with a KL penalty,
     `batch.old_dist` holds the behaviour policy and the exact KL(old || new) is used.
     """
-    dist, value = network_outputs(network, params, batch)
+    dist, critic_out = network_outputs(network, params, batch)
     log_prob = dist.log_prob(batch.action)
     log_ratio = log_prob - batch.log_prob
     ratio = jnp.exp(log_ratio)
@@ -159,7 +151,7 @@ def ppo_loss(
         adv = normalize(adv, axis_name=axis_name)
 
     pg, objective_metrics = OBJECTIVE_LOSSES[config.objective](ratio, adv, dist, batch, settings)
-    vf = value_loss(value, batch.value, batch.returns, config.vf_clip_eps, config.clip_value_loss)
+    vf = critic_loss(config, critic_out, batch.value, batch.returns, settings.value_scale)
     entropy = jnp.mean(dist.entropy())
     loss = pg + config.vf_coef * vf - settings.ent_coef * entropy
     metrics = {

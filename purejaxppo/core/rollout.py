@@ -18,6 +18,7 @@ from purejaxppo.core import normalize as norm
 from purejaxppo.core.observations import ObsStats, observe, stats_inputs, update_obs_stats
 from purejaxppo.core.setup import Setup
 from purejaxppo.core.types import EpisodeEnds, EpisodeStats, TrainState, Transition
+from purejaxppo.core.value_targets import critic_value
 from purejaxppo.envs import split_step_keys, step_envs
 from purejaxppo.nn.distributions import env_action, noise_rows, sample_from_noise
 from purejaxppo.nn.recurrent import reset_carry
@@ -175,6 +176,7 @@ def collect_rollout(
     carry: RolloutCarry,
     key: jax.Array,
     axis_name: str | None = None,
+    value_scale: Any = (),
 ) -> tuple[RolloutCarry, Transition, EpisodeEnds]:
     """Run config.num_steps env steps; return the new carry, a Transition [T, B] and the
     episode ends seen on the way.
@@ -190,6 +192,8 @@ def collect_rollout(
     Data-parallel (`axis_name`): this shard steps its block of the envs; the per-env
     keys are split for all envs and sliced, so they do not depend on the shard count,
     and the normaliser statistics merge over every shard.
+
+    value_scale: PopArt's ValueScale of the critic's outputs (() without PopArt).
     """
     num_steps = config.num_steps
     obs_stats = carry.obs_stats
@@ -204,6 +208,8 @@ def collect_rollout(
         # episode would have continued (one batched critic step over all [T, B]).
         bootstrap = setup.network.apply(params, rec.hidden, final_obs, method="value_step")
         values = jnp.concatenate([rec.value, bootstrap], axis=0)
+    # The critic's head outputs as values (symlog, a categorical critic, PopArt's scale).
+    values = critic_value(config, values, value_scale)
     transition = Transition(
         obs=rec.obs,
         action=rec.action,

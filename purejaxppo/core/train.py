@@ -37,6 +37,7 @@ from purejaxppo.core.schedules import (
 )
 from purejaxppo.core.setup import as_key, make_setup
 from purejaxppo.core.types import EpisodeEnds, EpisodeStats, TrainOutput, TrainState, Transition
+from purejaxppo.core.value_targets import init_value_stats, renormalize, value_scale
 from purejaxppo.envs import EnvSpec, reset_envs
 from purejaxppo.envs.spec import MASK_KEY, empty_masks
 from purejaxppo.nn.distributions import Distribution
@@ -95,6 +96,7 @@ def init(config: Config, key: jax.Array, axis_name: str | None = None) -> TrainS
         kl_beta=jnp.asarray(config.kl_beta_init, jnp.float32),
         lr=jnp.asarray(config.lr, jnp.float32),
         carry=initial_carry(setup.network, (local_envs,)),
+        value_stats=init_value_stats(config),
     )
 
 
@@ -187,13 +189,15 @@ def with_behaviour_policy(
     return batch, old_dist
 
 
-def step_settings(config: Config, state: TrainState) -> StepSettings:
-    """This update's learning rate, clip range, KL-penalty and entropy coefficients."""
+def step_settings(config: Config, state: TrainState, scale: Any = ()) -> StepSettings:
+    """This update's learning rate, clip range, KL-penalty and entropy coefficients,
+    and the PopArt `scale` of its value targets (() without PopArt)."""
     return StepSettings(
         lr=scheduled_lr(config, state.update_step, state.lr),
         clip_eps=clip_range(config, state.update_step),
         beta=state.kl_beta,
         ent_coef=scheduled_ent_coef(config, state.update_step),
+        value_scale=scale,
     )
 
 
@@ -261,13 +265,22 @@ def update(
     setup = make_setup(config)
     keys = update_keys(state.key, axis_name)
     carry, traj, ends = collect_rollout(
-        setup, config, state.params, rollout_carry(state), keys.rollout, axis_name
+        setup,
+        config,
+        state.params,
+        rollout_carry(state),
+        keys.rollout,
+        axis_name,
+        value_scale(state.value_stats),
     )
     batch = training_batch(config, traj, axis_name, state.carry)
     batch, old_dist = with_behaviour_policy(config, setup.network, state.params, batch)
-    settings = step_settings(config, state)
-    learner = make_learner(setup.network, config, state.params, axis_name)
-    learned = update_epochs(learner, settings, batch, state.params, state.opt_state, keys.shuffle)
+    params, value_stats, scale = renormalize(
+        config, state.params, state.value_stats, batch.returns, axis_name
+    )
+    settings = step_settings(config, state, scale)
+    learner = make_learner(setup.network, config, params, axis_name)
+    learned = update_epochs(learner, settings, batch, params, state.opt_state, keys.shuffle)
     kl = update_kl(setup.network, old_dist, learned, batch, axis_name)
     new_state = TrainState(
         params=learned.params,
@@ -283,6 +296,7 @@ def update(
         kl_beta=next_beta(config, state.kl_beta, kl),
         lr=next_lr(config, settings.lr, kl),
         carry=carry.carry,
+        value_stats=value_stats,
     )
     metrics = update_metrics(
         config, ends, batch, learned, settings, kl, new_state.update_step, axis_name

@@ -33,6 +33,7 @@ class TrainState(NamedTuple):
     kl_beta: jax.Array  # float32 scalar: KL-penalty coefficient for the next update
     lr: jax.Array  # float32 scalar: learning rate for the next update (adaptive_kl schedule)
     carry: Any = ()  # recurrent: hidden state per env, leading axis B (see nn.recurrent); ()
+    value_stats: Any = ()  # popart: the returns' moving averages (core.value_targets); ()
 
 
 class Transition(NamedTuple):

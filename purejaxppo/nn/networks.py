@@ -101,6 +101,7 @@ class ActorCritic(nn.Module):
     recurrent: str | None = None  # None, "gru" or "lstm": a cell after each torso
     recurrent_size: int = 128
     matmul_precision: str = "float32"  # see Config.matmul_precision
+    value_outputs: int = 1  # 1: a scalar critic head; n: n logits (categorical critic)
 
     def setup(self):
         if self.shared_torso:
@@ -122,7 +123,11 @@ class ActorCritic(nn.Module):
             kernel_init=orthogonal(0.01),
             bias_init=nn.initializers.zeros,
         )
-        self.value_head = nn.Dense(1, kernel_init=orthogonal(1.0), bias_init=nn.initializers.zeros)
+        # A categorical critic starts near uniform over its bins, like the policy head.
+        value_gain = 1.0 if self.value_outputs == 1 else 0.01
+        self.value_head = nn.Dense(
+            self.value_outputs, kernel_init=orthogonal(value_gain), bias_init=nn.initializers.zeros
+        )
         if not self.discrete:
             self.log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
 
@@ -160,7 +165,10 @@ class ActorCritic(nn.Module):
         return DiagGaussian(out, self.log_std)
 
     def _value(self, features: jax.Array) -> jax.Array:
-        return self.value_head(features)[..., 0]
+        """The critic's head output: [...] for a scalar head, [..., value_outputs]
+        logits for a categorical one (core.value_targets.critic_value reads both)."""
+        out = self.value_head(features)
+        return out[..., 0] if self.value_outputs == 1 else out
 
     @at_precision
     def __call__(self, obs) -> tuple[Distribution, jax.Array]:
@@ -278,6 +286,7 @@ def make_network(config: Config, spec: EnvSpec) -> ActorCritic:
         recurrent=config.recurrent,
         recurrent_size=config.recurrent_size,
         matmul_precision=config.matmul_precision,
+        value_outputs=config.value_bins if config.value_target == "hl_gauss" else 1,
     )
 
 
