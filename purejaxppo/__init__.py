@@ -53,6 +53,11 @@ _EXPORTS = {
     "save_policy": "purejaxppo.acting.export",
     "train_many": "purejaxppo.scale.mesh",
     "train_sharded": "purejaxppo.scale.mesh",
+    "PBT": "purejaxppo.core.population",
+    "Perturb": "purejaxppo.core.population",
+    "Resample": "purejaxppo.core.population",
+    "PopulationOutput": "purejaxppo.scale.population",
+    "train_population": "purejaxppo.scale.population",
     "ChunkReport": "purejaxppo.runner.fit",
     "EvalHistory": "purejaxppo.runner.fit",
     "FitResult": "purejaxppo.runner.fit",
@@ -68,6 +73,7 @@ _MODULES = {"distributed": "purejaxppo.scale.distributed"}
 
 __all__ = [
     "METRIC_NAMES",
+    "PBT",
     "ActorCritic",
     "Categorical",
     "CheckpointError",
@@ -81,7 +87,10 @@ __all__ = [
     "InvalidMaskError",
     "MultiCategorical",
     "NonFiniteError",
+    "Perturb",
     "Policy",
+    "PopulationOutput",
+    "Resample",
     "RunningStats",
     "TanhGaussian",
     "TrainOutput",
@@ -100,6 +109,7 @@ __all__ = [
     "save_policy",
     "train",
     "train_many",
+    "train_population",
     "train_sharded",
     "update",
 ]
@@ -110,6 +120,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from purejaxppo.config import Config
     from purejaxppo.core.advantages import compute_gae, explained_variance
     from purejaxppo.core.normalize import RunningStats
+    from purejaxppo.core.population import PBT, Perturb, Resample
     from purejaxppo.core.train import METRIC_NAMES, init, run_updates, train, update
     from purejaxppo.core.types import TrainOutput, TrainState, Transition
     from purejaxppo.io.cache import enable_compile_cache
@@ -126,6 +137,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from purejaxppo.runner.results import InvalidMaskError
     from purejaxppo.scale import distributed
     from purejaxppo.scale.mesh import train_many, train_sharded
+    from purejaxppo.scale.population import PopulationOutput, train_population
 
 
 def __getattr__(name: str) -> Any:

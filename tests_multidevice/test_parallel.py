@@ -219,3 +219,27 @@ def test_recurrent_carry_shards_with_its_env_rows(small_config, dp_mesh):
     leaves = zip(jax.tree.leaves(host(carry)), jax.tree.leaves(local.state.carry), strict=True)
     for got, rows in leaves:
         np.testing.assert_allclose(got, rows.reshape(got.shape), rtol=1e-5, atol=1e-6)
+
+
+def test_a_population_sharded_over_devices_equals_one_device(small_config, devices):
+    """PBT with its 8 members 2 per device: the fitness and the donors' states are
+    all-gathered, so every exploit/explore decision, and the result, equals one device's."""
+    from purejaxppo import PBT, Perturb, Resample, train_population
+
+    mesh = jax.make_mesh((4,), ("runs",), devices=devices)
+    configs = Config.sweep(
+        small_config.replace(total_timesteps=8 * 16 * 6),
+        lr=[1e-4, 1e-3],
+        ent_coef=[0, 0.01, 0.02, 0.03],
+    )
+    keys = jax.random.split(jax.random.key(3), 8)
+    pbt = PBT(
+        every=2,
+        fitness="explained_variance",  # never NaN, so the ranking is not all ties
+        explore={"lr": Perturb(low=1e-5, high=1e-2), "ent_coef": Resample(0.0, 0.05)},
+    )
+    sharded = host(train_population(configs, keys, pbt, mesh=mesh))
+    one = host(train_population(configs, keys, pbt))
+    assert (sharded.metrics["pbt_parent"] != np.arange(8)[:, None]).any()  # PBT did copy
+    assert_close(sharded, one)
+    assert sharded.metrics["pbt_lr"].shape == (8, 6)

@@ -39,7 +39,8 @@ from purejaxppo.scale.memory import free_bytes, program_bytes, runs_per_group
 ENV_FIELDS = ("env_state", "obs", "episode", "reward_return", "carry")
 
 
-def _keys(keys: Any, what: str) -> jax.Array:
+def run_keys(keys: Any, what: str) -> jax.Array:
+    """`keys` as a 1-D batch of typed keys, one per run (raises naming `what` otherwise)."""
     if isinstance(keys, int):
         raise TypeError(
             f"{what}: keys={keys!r}: give one key per run, e.g. "
@@ -172,7 +173,7 @@ def train_many(
     """
     if not isinstance(configs, Config):
         raise TypeError(f"train_many: configs must be a purejaxppo.Config, got {configs!r}")
-    keys = _keys(keys, "train_many")
+    keys = run_keys(keys, "train_many")
     runs = keys.shape[0]
     batched = _num_configs(configs) is not None
     if batched and _num_configs(configs) != runs:
@@ -325,7 +326,7 @@ def train_sharded(
         batched = None
     else:
         runs_devices = check_axis(mesh, runs_axis, "runs_axis")
-        key = _keys(key, "train_sharded")
+        key = run_keys(key, "train_sharded")
         runs = key.shape[0]
         batched = _num_configs(config)
         if batched is not None and batched != runs:
