@@ -185,6 +185,65 @@ def _progress_flag(default: Any, doc: str) -> list[tuple[str, Any, Any]]:
     return [("progress", _arg(help_text, bool), default is not False)]
 
 
+def _pbt_flags(default: Any, doc: str) -> list[tuple[str, Any, Any]]:
+    from purejaxppo.core.population import PBT, explore_text
+
+    pbt = PBT.from_dict(default) if isinstance(default, dict) else default
+    shown = pbt or PBT()
+    explore = tuple(f"{name}={explore_text(how)}" for name, how in shown.explore)
+    return [
+        (
+            "pbt_every",
+            _arg(
+                "Population-based training: every N updates the worst runs copy the best "
+                "and explore (the runs of --sweep, or --num-seeds seeds); unset: off.",
+                _Int | None,
+            ),
+            None if pbt is None else pbt.every,
+        ),
+        (
+            "pbt_explore",
+            _arg(
+                "PBT: FIELD=perturb[:LOW:HIGH[:F1,F2,...]], FIELD=resample:LOW:HIGH or "
+                "FIELD=logresample:LOW:HIGH, e.g. lr=perturb:1e-5:1e-2 ent-coef=resample:0:0.05.",
+                tuple[str, ...],
+            ),
+            explore,
+        ),
+        (
+            "pbt_fraction",
+            _arg("PBT: the worst fraction copies the best fraction.", float),
+            shown.fraction,
+        ),
+        (
+            "pbt_fitness",
+            _arg("PBT: the per-update metric ranked (higher wins).", str),
+            shown.fitness,
+        ),
+        (
+            "pbt_window",
+            _arg("PBT: updates the fitness is averaged over (unset: --pbt-every).", _Int | None),
+            shown.window,
+        ),
+    ]
+
+
+def _pbt_value(args: Any) -> Any:
+    from purejaxppo.core.population import PBT
+
+    if args.pbt_every is None:
+        if args.pbt_explore:
+            raise ValueError("--pbt-explore: population-based training needs --pbt-every N")
+        return None
+    return PBT(
+        every=args.pbt_every,
+        explore=args.pbt_explore,
+        fraction=args.pbt_fraction,
+        fitness=args.pbt_fitness,
+        window=args.pbt_window,
+    )
+
+
 def _wandb_value(args: Any) -> Any:
     return {"project": args.wandb_project, "mode": args.wandb_mode} if args.wandb else False
 
@@ -193,6 +252,7 @@ _FORMS = {
     "eval_deterministic": FlagForm(_stochastic_flag, lambda args: not args.eval_stochastic),
     "progress": FlagForm(_progress_flag, lambda args: None if args.progress else False),
     "wandb": FlagForm(_wandb_flags, _wandb_value),
+    "pbt": FlagForm(_pbt_flags, _pbt_value),
     "compile_cache": FlagForm(
         _cache_flags, lambda args: False if args.no_compile_cache else (args.compile_cache or True)
     ),

@@ -25,6 +25,7 @@ from purejaxppo.cli import (
     make_train_args,
 )
 from purejaxppo.config import static_differences
+from purejaxppo.io.checkpoints import Checkpointer
 from purejaxppo.io.loggers import read_jsonl
 
 SMALL_FLAGS = [
@@ -105,6 +106,7 @@ def test_every_fit_option_is_a_documented_flag(capsys):
         "wandb": ["--wandb", "--wandb-project", "--wandb-mode"],
         "progress": ["--progress", "--no-progress"],
         "compile_cache": ["--compile-cache", "--no-compile-cache"],
+        "pbt": ["--pbt-every", "--pbt-explore", "--pbt-fraction", "--pbt-fitness", "--pbt-window"],
     }
     assert set(NOT_FLAGS) == {"callbacks", "mesh"}  # Python objects
     for name, doc in attribute_docs(FitOptions).items():
@@ -323,3 +325,36 @@ def test_dict_observations_and_a_privileged_critic_from_the_command_line(tmp_pat
     assert main(["train", *argv, *flags, "--out", str(out)]) == 0
     assert main(["eval", str(out), "--episodes", "3"]) == 0
     assert "return mean" in capsys.readouterr().out
+
+
+def test_population_based_training_from_the_command_line(tmp_path, capsys):
+    out = tmp_path / "pbt"
+    argv = ["train", *SMALL_FLAGS, "--total-timesteps", "512", "--num-seeds", "3"]
+    argv += [
+        "--pbt-every",
+        "2",
+        "--pbt-explore",
+        "lr=perturb:1e-5:1e-2",
+        "ent-coef=resample:0:0.05",
+    ]
+    argv += ["--pbt-fitness", "explained_variance", "--out", str(out), "--no-compile-cache"]
+    assert main(argv) == 0
+    rows = read_jsonl(out / "metrics.jsonl")
+    assert {"pbt_parent", "pbt_lr", "pbt_ent_coef"} <= set(rows[0])
+    assert len(rows) == 3 * 8
+    copied = [r for r in rows if r["pbt_parent"] != r["seed"]]
+    assert copied and all(r["update"] % 2 == 0 for r in copied)  # only at PBT steps
+    # The run's PBT settings are saved, so --resume continues the same population.
+    _, meta = Checkpointer(out / "checkpoints", create=False).read_meta()
+    assert meta["runner"]["pbt"]["explore"] == [
+        "lr=perturb:1e-05:0.01:0.8,1.25",
+        "ent_coef=resample:0.0:0.05",
+    ]
+    base, defaults = _base_config(["train", "--resume", str(out)])
+    args = tyro.cli(make_train_args(base, defaults), args=["--resume", str(out)])
+    assert fit_options_from_args(args, out).pbt.to_dict() == meta["runner"]["pbt"]
+    capsys.readouterr()
+    assert main(["train", *SMALL_FLAGS, "--pbt-explore", "lr=perturb"]) == 2
+    assert "--pbt-explore: population-based training needs --pbt-every N" in capsys.readouterr().err
+    assert main(["train", *SMALL_FLAGS, "--pbt-every", "2", "--pbt-explore", "lr=jitter"]) == 2
+    assert "PBT.explore['lr']='jitter': write perturb" in capsys.readouterr().err

@@ -102,13 +102,13 @@ def test_a_population_in_chunks_equals_one_shot(population):
 
     @jax.jit
     def chunked(c, k):
-        pop = init_population(EXPLORE, c, k)
-        pop, first = run_population(EXPLORE, pop, 10)
-        pop, rest = run_population(EXPLORE, pop, 30)
-        return pop, jax.tree.map(lambda a, b: jnp.concatenate([a, b]).T, first, rest)
+        members = init_population(EXPLORE, c, k)
+        members, first = run_population(EXPLORE, members, 10)
+        members, rest = run_population(EXPLORE, members, 30)
+        return members, jax.tree.map(lambda a, b: jnp.concatenate([a, b]).T, first, rest)
 
-    pop, metrics = chunked(jax.tree.map(jnp.asarray, configs), keys)
-    assert_trees_equal(pop.members.params, out.state.params)
+    members, metrics = chunked(jax.tree.map(jnp.asarray, configs), keys)
+    assert_trees_equal(members, out.state)
     assert_trees_equal(metrics, out.metrics)
 
 

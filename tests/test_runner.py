@@ -452,3 +452,53 @@ def test_sigkill_then_resume_equals_uninterrupted(run, reference, tmp_path):
         np.asarray([r["value_loss"] for r in rows], np.float32),  # logged as float32
         np.asarray(reference.metrics["value_loss"]),
     )
+
+
+# ---- a population (PBT) through fit ------------------------------------------------------
+
+
+def test_a_population_fits_in_chunks_logs_its_lineage_and_resumes_exactly(run_config, tmp_path):
+    """fit(pbt=...) over a 3-point sweep equals one-shot train_population with
+    split(key, 3); the run directory logs each member's parent and explored lr per
+    update; resuming from update 3 (mid-way between two PBT steps) ends identically;
+    resuming without the PBT settings is refused."""
+    pbt = purejaxppo.PBT(
+        every=2,
+        explore={"lr": purejaxppo.Perturb(low=1e-5, high=1e-1)},
+        fitness="explained_variance",
+    )
+    configs = Config.sweep(run_config.replace(lr_schedule="constant"), lr=[1e-4, 1e-3, 3e-3])
+    one_shot = purejaxppo.train_population(configs, jax.random.split(jax.random.key(0), 3), pbt)
+    out = tmp_path / "pop"
+    full = fit(configs, 0, pbt=pbt, out=out, chunk_updates=3, checkpoint_every=3, **QUIET)
+    assert_trees_equal(full.state, one_shot.state)
+    for name, values in one_shot.metrics.items():
+        np.testing.assert_array_equal(full.metrics[name], np.asarray(values), err_msg=name)
+    parents = np.asarray(full.metrics["pbt_parent"])
+    assert (parents != np.arange(3)[:, None]).any()  # some member copied another
+    rows = read_jsonl(out / "metrics.jsonl")
+    logged = {(r["config"], r["update"]): (r["pbt_parent"], r["pbt_lr"]) for r in rows}
+    for c in range(3):
+        for u in range(8):
+            parent, lr = logged[(c, u + 1)]
+            assert parent == parents[c, u]
+            assert lr == pytest.approx(float(full.metrics["pbt_lr"][c, u]), rel=1e-6)
+
+    run = _copy_run(out, tmp_path / "resumed", keep_steps=[3])
+    resumed = fit(configs, 123, pbt=pbt, resume=run, checkpoint_every=3, **QUIET)
+    assert_trees_equal(resumed.state, full.state)
+    for name, values in full.metrics.items():
+        np.testing.assert_array_equal(resumed.metrics[name], values, err_msg=name)
+    with pytest.raises(CheckpointError, match=r"trained with pbt=\{'every': 2"):
+        fit(configs, 0, resume=run, **QUIET)
+
+
+def test_a_population_needs_a_one_dimensional_layout(run_config):
+    pbt = purejaxppo.PBT(explore={"lr": purejaxppo.Perturb(high=1e-2)})
+    sweep = Config.sweep(run_config, lr=[1e-4, 1e-3])
+    with pytest.raises(ValueError, match=r"not both \(here 2 configs x 2 seeds\)"):
+        fit(sweep, 0, num_seeds=2, pbt=pbt, **QUIET)
+    with pytest.raises(ValueError, match=r"at least 2 runs"):
+        fit(run_config, 0, pbt=pbt, **QUIET)
+    with pytest.raises(ValueError, match=r"FitOptions.pbt=3: must be a purejaxppo.PBT or None"):
+        fit(run_config, 0, pbt=3, **QUIET)

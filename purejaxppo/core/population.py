@@ -10,7 +10,10 @@ hyperparameters) and then *explores*: each hyperparameter named in `PBT.explore`
 perturbed (multiplied by a factor drawn from a set, clipped to bounds) or resampled
 from a range. Environments, episode statistics and keys stay each member's own.
 
-Everything is a pure function of the state, so the population vmaps, checkpoints,
+The PBT state of each member (its hyperparameters, the fitness window, the
+population's key) is the `pbt` field of its TrainState, so the members are a batched
+TrainState like any vmapped runs. Everything is a pure function of it, so the
+population checkpoints,
 resumes and shards like a single run: with `axis_name` (inside `shard_map` over a
 runs axis) every device holds N / D members, the fitness and the donors' states are
 all-gathered, and every device draws the same global decisions, so the result does
@@ -66,9 +69,62 @@ class Resample:
     log: bool = False
 
 
+def explore_text(how: Perturb | Resample) -> str:
+    """The text form `parse_explore` reads: "perturb[:LOW:HIGH[:F1,F2,...]]" (an empty
+    LOW or HIGH is no bound), "resample:LOW:HIGH" or "logresample:LOW:HIGH"."""
+
+    def bound(b: float | None) -> str:
+        return "" if b is None else repr(float(b))
+
+    if isinstance(how, Resample):
+        return f"{'logresample' if how.log else 'resample'}:{how.low!r}:{how.high!r}"
+    factors = ",".join(repr(f) for f in how.factors)
+    return f"perturb:{bound(how.low)}:{bound(how.high)}:{factors}"
+
+
+def parse_explore(text: str) -> Perturb | Resample:
+    """A Perturb or Resample from its text form (see `explore_text`)."""
+    kind, *parts = text.strip().split(":")
+    try:
+        if kind == "perturb" and len(parts) in (0, 2, 3):
+            low, high = (None, None) if not parts else (_maybe(parts[0]), _maybe(parts[1]))
+            factors = tuple(float(f) for f in parts[2].split(",")) if len(parts) == 3 else None
+            return Perturb(low=low, high=high) if factors is None else Perturb(factors, low, high)
+        if kind in ("resample", "logresample") and len(parts) == 2:
+            return Resample(float(parts[0]), float(parts[1]), log=kind == "logresample")
+    except ValueError:
+        pass
+    raise ValueError(
+        f"{text!r}: write perturb, perturb:LOW:HIGH, perturb:LOW:HIGH:F1,F2,... (an empty "
+        "LOW or HIGH: no bound), resample:LOW:HIGH or logresample:LOW:HIGH"
+    )
+
+
+def _maybe(text: str) -> float | None:
+    return None if text.strip() == "" else float(text)
+
+
 def _explore_items(explore: Any) -> tuple[tuple[str, Perturb | Resample], ...]:
+    """{field: Perturb | Resample | text} (or pairs, or "field=text" strings) as a tuple
+    of (field, Perturb | Resample) pairs."""
+    if isinstance(explore, str):
+        explore = (explore,)
     items = explore.items() if isinstance(explore, Mapping) else explore
-    return tuple((str(name), how) for name, how in items)
+    pairs = []
+    for item in items:
+        if isinstance(item, str):
+            name, sep, text = item.partition("=")
+            if not sep:
+                raise ValueError(f"PBT.explore item {item!r}: write FIELD=perturb:LOW:HIGH, ...")
+            item = (name.strip().replace("-", "_"), text)
+        name, how = item
+        if isinstance(how, str):
+            try:
+                how = parse_explore(how)
+            except ValueError as e:
+                raise ValueError(f"PBT.explore[{name!r}]={e}") from None
+        pairs.append((str(name), how))
+    return tuple(pairs)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,6 +160,21 @@ class PBT:
             )
         for name, how in self.explore:
             _check_explore(name, how)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (checkpoint metadata, YAML): explore as "field=text" strings."""
+        return {
+            "every": self.every,
+            "explore": [f"{name}={explore_text(how)}" for name, how in self.explore],
+            "fraction": self.fraction,
+            "fitness": self.fitness,
+            "window": self.window,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PBT:
+        """The PBT that `to_dict` wrote."""
+        return cls(**data)
 
     @property
     def fitness_window(self) -> int:
@@ -171,13 +242,13 @@ def check_population(configs: Config, pbt: PBT, population: int) -> None:
         raise ValueError(f"a population needs at least 2 members, got {population}")
 
 
-class PopulationState(NamedTuple):
-    """What a population carries from one update to the next."""
+class MemberPBT(NamedTuple):
+    """`TrainState.pbt` of a population member: what PBT carries per member, batched
+    with the members like the rest of their state."""
 
-    members: TrainState  # leading axis N (this device's members when sharded)
-    hparams: Config  # batched [N]: each member's current hyperparameters
-    key: jax.Array  # the population's own key (the same on every device)
-    recent: jax.Array  # [N, window] float32: the fitness metric of the last updates
+    hparams: Config  # this member's current hyperparameters (its traced leaves)
+    recent: jax.Array  # [window] float32: the fitness metric of the last updates (NaN: none)
+    key: jax.Array  # the population's key, the same in every member
 
 
 def broadcast_config(config: Config, n: int) -> Config:
@@ -186,25 +257,35 @@ def broadcast_config(config: Config, n: int) -> Config:
         return config
     if config.batch_shape != ():
         raise ValueError(f"a batched Config of shape {config.batch_shape} for {n} members")
-    return jax.tree.map(lambda x: jnp.broadcast_to(jnp.asarray(x), (n, *np.shape(x))), config)
+    # numpy, on the host: no tiny device program compiled (or loaded from the cache).
+    return jax.tree.map(lambda x: np.broadcast_to(np.asarray(x), (n, *np.shape(x))), config)
+
+
+def population_key(keys: jax.Array, axis_name: str | None = None) -> jax.Array:
+    """The population's key, folded from its first member's key (device 0's first
+    with `axis_name`; typed keys are gathered as key data)."""
+    first = keys[0]
+    if axis_name is not None:
+        data = jax.lax.all_gather(jax.random.key_data(keys[0]), axis_name)[0]
+        first = jax.random.wrap_key_data(data, impl=jax.random.key_impl(keys))
+    return jax.random.fold_in(first, PBT_KEY_SALT)
 
 
 def init_population(
     pbt: PBT, configs: Config, keys: jax.Array, axis_name: str | None = None
-) -> PopulationState:
-    """The population at update 0: member i is `init(configs[i], keys[i])`. With
-    `axis_name`, `configs` and `keys` are this device's members; the population key
-    comes from the first member of the whole population."""
+) -> TrainState:
+    """The members at update 0, a TrainState batched over them: member i is
+    `init(configs[i], keys[i])` with its PBT state. With `axis_name`, `configs` and
+    `keys` are this device's members."""
+    n = keys.shape[0]
     members = jax.vmap(init)(configs, keys)
-    first = keys[0]
-    if axis_name is not None:  # device 0's first key (typed keys are gathered as key data)
-        data = jax.lax.all_gather(jax.random.key_data(keys[0]), axis_name)[0]
-        first = jax.random.wrap_key_data(data, impl=jax.random.key_impl(keys))
-    return PopulationState(
-        members=members,
-        hparams=configs,
-        key=jax.random.fold_in(first, PBT_KEY_SALT),
-        recent=jnp.full((keys.shape[0], pbt.fitness_window), jnp.nan, jnp.float32),
+    key = population_key(keys, axis_name)
+    return members._replace(
+        pbt=MemberPBT(
+            hparams=configs,
+            recent=jnp.full((n, pbt.fitness_window), jnp.nan, jnp.float32),
+            key=jnp.broadcast_to(key, (n,)),
+        )
     )
 
 
@@ -245,12 +326,12 @@ def explore_value(how: Perturb | Resample, key: jax.Array, value: jax.Array) -> 
 
 
 def exploit_and_explore(
-    pbt: PBT, pop: PopulationState, key: jax.Array, axis_name: str | None = None
-) -> tuple[PopulationState, jax.Array]:
-    """One PBT step: (new population, parent [n] of this device's members, as global
-    member indices)."""
+    pbt: PBT, members: TrainState, key: jax.Array, axis_name: str | None = None
+) -> tuple[TrainState, jax.Array]:
+    """One PBT step: (the members after it, parent [n] of this device's members, as
+    global member indices)."""
     select_key, explore_key = jax.random.split(key)
-    fitness = _gather(fitness_of(pop.recent), axis_name)
+    fitness = _gather(fitness_of(members.pbt.recent), axis_name)
     population = fitness.shape[0]
     parents = local_rows(select_parents(select_key, fitness, pbt.replaced(population)), axis_name)
     own = local_rows(jnp.arange(population, dtype=jnp.int32), axis_name)
@@ -258,9 +339,8 @@ def exploit_and_explore(
     def take(local_tree):
         return jax.tree.map(lambda a: jnp.take(a, parents, axis=0), _gather(local_tree, axis_name))
 
-    inherited = take({name: getattr(pop.members, name) for name in INHERITED})
-    members = pop.members._replace(**inherited)
-    hparams = take(pop.hparams)
+    inherited = take({name: getattr(members, name) for name in INHERITED})
+    hparams, recent = take((members.pbt.hparams, members.pbt.recent))
     keys = local_rows(jax.random.split(explore_key, (population, len(pbt.explore))), axis_name)
     replaced = parents != own
     changes = {}
@@ -269,8 +349,8 @@ def exploit_and_explore(
             keys[:, j], getattr(hparams, name)
         )
         changes[name] = jnp.where(replaced, explored, getattr(hparams, name))
-    hparams = _with(hparams, changes)
-    return pop._replace(members=members, hparams=hparams, recent=take(pop.recent)), parents
+    pbt_state = members.pbt._replace(hparams=_with(hparams, changes), recent=recent)
+    return members._replace(**inherited, pbt=pbt_state), parents
 
 
 def _with(config: Config, changes: dict[str, jax.Array]) -> Config:
@@ -284,35 +364,40 @@ def _with(config: Config, changes: dict[str, jax.Array]) -> Config:
 
 
 def population_update(
-    pbt: PBT, pop: PopulationState, axis_name: str | None = None
-) -> tuple[PopulationState, dict[str, jax.Array]]:
-    """One update of every member, then, every `pbt.every` updates (but not after the
-    last), an exploit/explore step. Metrics are [n] per name: METRIC_NAMES plus
+    pbt: PBT, members: TrainState, axis_name: str | None = None
+) -> tuple[TrainState, dict[str, jax.Array]]:
+    """One update of every member (each with its own hyperparameters,
+    `members.pbt.hparams`), then, every `pbt.every` updates (but not after the last),
+    an exploit/explore step. Metrics are [n] per name: METRIC_NAMES plus
     `pbt.metric_names` (the hyperparameters each member trained this update with, and
     its parent: itself, or the member it copied at the end of this update)."""
-    members, metrics = jax.vmap(update)(pop.hparams, pop.members)
-    recent = jnp.concatenate([pop.recent[:, 1:], metrics[pbt.fitness][:, None]], axis=1)
-    trained_with = {f"pbt_{name}": getattr(pop.hparams, name) for name, _ in pbt.explore}
-    pop = pop._replace(members=members, recent=recent.astype(jnp.float32))
-    step_key, next_key = jax.random.split(pop.key)
-    done = members.update_step[0]
-    n = recent.shape[0] * shard_count(axis_name)
-    own = local_rows(jnp.arange(n, dtype=jnp.int32), axis_name)
-    due = (done % pbt.every == 0) & (done < pop.hparams.num_updates)
-    pop, parents = jax.lax.cond(
-        due,
-        lambda p: exploit_and_explore(pbt, p, step_key, axis_name),
-        lambda p: (p, own),
-        pop,
+    hparams = members.pbt.hparams
+    members, metrics = jax.vmap(update)(hparams, members)
+    recent = jnp.concatenate([members.pbt.recent[:, 1:], metrics[pbt.fitness][:, None]], axis=1)
+    step_key, next_key = jax.random.split(members.pbt.key[0])
+    n = recent.shape[0]
+    members = members._replace(
+        pbt=members.pbt._replace(
+            recent=recent.astype(jnp.float32), key=jnp.broadcast_to(next_key, (n,))
+        )
     )
-    metrics = {**metrics, "pbt_parent": parents, **trained_with}
-    return pop._replace(key=next_key), metrics
+    done = members.update_step[0]
+    own = local_rows(jnp.arange(n * shard_count(axis_name), dtype=jnp.int32), axis_name)
+    due = (done % pbt.every == 0) & (done < hparams.num_updates)
+    members, parents = jax.lax.cond(
+        due,
+        lambda m: exploit_and_explore(pbt, m, step_key, axis_name),
+        lambda m: (m, own),
+        members,
+    )
+    trained_with = {f"pbt_{name}": getattr(hparams, name) for name, _ in pbt.explore}
+    return members, {**metrics, "pbt_parent": parents, **trained_with}
 
 
 def run_population(
-    pbt: PBT, pop: PopulationState, num_updates: int, axis_name: str | None = None
-) -> tuple[PopulationState, dict[str, jax.Array]]:
+    pbt: PBT, members: TrainState, num_updates: int, axis_name: str | None = None
+) -> tuple[TrainState, dict[str, jax.Array]]:
     """`num_updates` population updates as one scan; metrics [num_updates, n] per name."""
     return jax.lax.scan(
-        lambda p, _: population_update(pbt, p, axis_name), pop, None, length=num_updates
+        lambda m, _: population_update(pbt, m, axis_name), members, None, length=num_updates
     )

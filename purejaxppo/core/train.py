@@ -297,6 +297,7 @@ def update(
         lr=next_lr(config, settings.lr, kl),
         carry=carry.carry,
         value_stats=value_stats,
+        pbt=state.pbt,
     )
     metrics = update_metrics(
         config, ends, batch, learned, settings, kl, new_state.update_step, axis_name

@@ -34,6 +34,7 @@ class TrainState(NamedTuple):
     lr: jax.Array  # float32 scalar: learning rate for the next update (adaptive_kl schedule)
     carry: Any = ()  # recurrent: hidden state per env, leading axis B (see nn.recurrent); ()
     value_stats: Any = ()  # popart: the returns' moving averages (core.value_targets); ()
+    pbt: Any = ()  # population member: its hyperparameters and PBT state (core.population); ()
 
 
 class Transition(NamedTuple):

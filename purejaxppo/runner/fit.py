@@ -89,12 +89,12 @@ def fit(
     opened = open_run(config, options)
     # 2. Lay out seeds x sweep points; 3. the program for that layout (checked first).
     layout = RunLayout.of(config, opened.num_seeds)
-    program = make_program(config, layout, options.mesh, options.data_axis)
+    program = make_program(config, layout, options.mesh, options.data_axis, options.pbt)
     if options.compile_cache:
         from purejaxppo.io.cache import enable_compile_cache
 
         enable_compile_cache(options.compile_cache)
-    restored = program.quietly(read_checkpoint, opened, config)
+    restored = program.quietly(read_checkpoint, opened, config, options.pbt)
     arrays = restored.arrays if restored is not None else {}
     state, eval_root = program.start(
         key, arrays.get("state"), opened.meta["eval_key"] if opened.meta else None

@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from purejaxppo.core.population import PBT
+
 
 def check_count(name: str, value: Any, low: int, optional: bool = False) -> None:
     """Raise unless `value` is an integer >= low (or None when optional)."""
@@ -107,6 +109,11 @@ class FitOptions:
     every process runs every chunk, process 0 writes the files)."""
     data_axis: str = "dp"
     """The mesh axis the envs of a data-parallel run are split over."""
+    pbt: PBT | None = _saved(None)  # noqa: RUF009 (returns a dataclasses.field)
+    """Population-based training over the runs (purejaxppo.PBT, or its to_dict() form):
+    the runs of a sweep, or the seeds of one config, form the population (not both);
+    member i starts from jax.random.split(key, runs)[i], as in train_population. None:
+    independent runs."""
 
     def __post_init__(self) -> None:
         if callable(self.callbacks) or isinstance(self.callbacks, str | bytes):
@@ -114,6 +121,8 @@ class FitOptions:
                 f"FitOptions.callbacks={self.callbacks!r}: must be a sequence of callables"
             )
         object.__setattr__(self, "callbacks", tuple(self.callbacks))  # a generator, once
+        if isinstance(self.pbt, Mapping):  # the saved form (a resumed run's default)
+            object.__setattr__(self, "pbt", PBT.from_dict(self.pbt))
         self._check_counts()
         self._check_kinds()
         check_multiples(
@@ -169,6 +178,7 @@ class FitOptions:
                 "a bool or a directory",
             ),
             ("data_axis", isinstance(self.data_axis, str), "a mesh axis name"),
+            ("pbt", self.pbt is None or isinstance(self.pbt, PBT), "a purejaxppo.PBT or None"),
             (
                 "callbacks",
                 all(callable(cb) for cb in self.callbacks),
@@ -207,7 +217,8 @@ class FitOptions:
     def saved(self, num_seeds: int) -> dict[str, Any]:
         """The options a checkpoint records (plain data), num_seeds resolved."""
         values = {name: getattr(self, name) for name in saved_option_names()}
-        return values | {"num_seeds": num_seeds}
+        pbt = None if self.pbt is None else self.pbt.to_dict()
+        return values | {"num_seeds": num_seeds, "pbt": pbt}
 
 
 def saved_option_names() -> tuple[str, ...]:

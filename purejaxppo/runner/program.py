@@ -20,6 +20,13 @@ import numpy as np
 
 from purejaxppo.acting.policy import EvalResult, evaluate_params
 from purejaxppo.config import Config
+from purejaxppo.core.population import (
+    PBT,
+    broadcast_config,
+    check_population,
+    init_population,
+    run_population,
+)
 from purejaxppo.core.setup import as_key
 from purejaxppo.core.train import init, run_updates
 from purejaxppo.core.types import TrainState
@@ -73,6 +80,19 @@ def eval_runs(
     return _batched(one, seeds, sweep, x_per_config=True)(config, (state, keys))
 
 
+def init_members(config: Config, keys: jax.Array, pbt: PBT) -> TrainState:
+    """The population's members at update 0 (one per key; config a batch of them)."""
+    return init_population(pbt, config, keys)
+
+
+def population_chunk(
+    state: TrainState, pbt: PBT, num_updates: int
+) -> tuple[TrainState, dict[str, jax.Array]]:
+    """`num_updates` population updates; metrics [members, num_updates]."""
+    state, metrics = run_population(pbt, state, num_updates)
+    return state, jax.tree.map(jnp.transpose, metrics)
+
+
 def _all_finite(params: Any) -> jax.Array:
     leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(params)]
     return jnp.all(jnp.stack(leaves))
@@ -81,6 +101,8 @@ def _all_finite(params: Any) -> jax.Array:
 _init_jit = jax.jit(init_runs, static_argnums=(2, 3))
 _run_chunk_jit = jax.jit(run_chunk, static_argnums=(2, 3, 4), donate_argnums=1)
 eval_runs_jit = jax.jit(eval_runs, static_argnums=(3, 4, 5, 6))
+_init_members_jit = jax.jit(init_members, static_argnums=2)
+_population_chunk_jit = jax.jit(population_chunk, static_argnums=(1, 2), donate_argnums=0)
 _all_finite_jit = jax.jit(_all_finite)
 
 # Ahead-of-time compiled programs of this process, by signature, so that a second
@@ -116,10 +138,19 @@ def fetch(tree: Any) -> Any:
     return jax.tree.map(one, tree)
 
 
-def abstract_run(config: Config, num_seeds: int) -> tuple[Any, dict[str, Any]]:
-    """Abstract (shape-only) TrainState and one-update metrics of a run layout."""
+def abstract_run(
+    config: Config, num_seeds: int, pbt: PBT | None = None
+) -> tuple[Any, dict[str, Any]]:
+    """Abstract (shape-only) TrainState and one-update metrics of a run layout (of a
+    population's members with `pbt`)."""
     seeds, sweep = num_seeds > 1, config.batch_shape != ()
     key = jax.random.key(0)
+    if pbt is not None:
+        n = num_seeds * (config.batch_shape or (1,))[0]
+        members = broadcast_config(config, n)
+        keys = jax.random.split(key, n)
+        state = jax.eval_shape(lambda c, k: init_members(c, k, pbt), members, keys)
+        return state, jax.eval_shape(lambda s: population_chunk(s, pbt, 1), state)[1]
     keys = jax.random.split(key, num_seeds) if seeds else key
     state = jax.eval_shape(lambda c, k: init_runs(c, k, seeds, sweep), config, keys)
     _, metrics = jax.eval_shape(lambda c, s: run_chunk(c, s, 1, seeds, sweep), config, state)
@@ -268,6 +299,42 @@ def seed_groups(
     return run
 
 
+class PopulationProgram(Program):
+    """The runs of a 1-D layout (a sweep's configs, or one config's seeds) as a
+    population trained with PBT (`purejaxppo.core.population`), on the default device.
+    Member i starts from `jax.random.split(key, runs)[i]`, so a fit equals
+    `train_population(config, jax.random.split(key, runs), pbt)`."""
+
+    def __init__(self, config: Config, layout: RunLayout, pbt: PBT):
+        if layout.seeds and layout.sweep:
+            raise ValueError(
+                f"fit(pbt=...): the population is the runs of a sweep or the seeds of one "
+                f"config, not both (here {layout.batch_shape[0]} configs x "
+                f"{layout.num_seeds} seeds); stack the configs you want instead "
+                "(Config.stack) and use one seed"
+            )
+        if layout.num_runs < 2:
+            raise ValueError(
+                "fit(pbt=...): a population needs at least 2 runs: give num_seeds >= 2 or a "
+                "sweep (Config.sweep) of 2 or more configs"
+            )
+        check_population(config, pbt, layout.num_runs)
+        super().__init__(config, layout)
+        self.pbt = pbt
+        self.members = broadcast_config(config, layout.num_runs)
+
+    def init(self, key: jax.Array) -> TrainState:
+        keys = jax.random.split(key, self.layout.num_runs)
+        return _init_members_jit(self.members, keys, self.pbt)
+
+    def restore(self, host_state: TrainState) -> TrainState:
+        return jax.device_put(host_state)
+
+    def chunk_program(self, state: TrainState, n: int) -> Callable:
+        program = compiled(_population_chunk_jit, state, static=(self.pbt, n))
+        return lambda _config, s: program(s)
+
+
 class DataParallelProgram(Program):
     """One run whose envs are split over a mesh axis (see `train_sharded`): gradients
     and statistics averaged over it, every process runs every call."""
@@ -352,8 +419,18 @@ class DataParallelProgram(Program):
         return host._replace(key=jax.random.wrap_key_data(np.asarray(host.key)))
 
 
-def make_program(config: Config, layout: RunLayout, mesh: Any = None, axis: str = "dp") -> Program:
-    """The data-parallel program over `mesh`'s `axis`, or the single-device one."""
+def make_program(
+    config: Config, layout: RunLayout, mesh: Any = None, axis: str = "dp", pbt: PBT | None = None
+) -> Program:
+    """The data-parallel program over `mesh`'s `axis`, the population program with
+    `pbt`, or the single-device one."""
+    if pbt is not None:
+        if mesh is not None:
+            raise ValueError(
+                "fit(pbt=..., mesh=...): a population in fit runs on one device; shard "
+                "its members over devices with purejaxppo.train_population(..., mesh=...)"
+            )
+        return PopulationProgram(config, layout, pbt)
     if mesh is None:
         return SingleDeviceProgram(config, layout)
     return DataParallelProgram(config, layout, mesh, axis)

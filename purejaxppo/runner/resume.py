@@ -99,6 +99,12 @@ def check_resumable(config: Config, options: FitOptions, meta: dict[str, Any], w
                     f"fit: {name}={now!r} but the resumed run's evaluations used "
                     f"{saved!r}; keep it the same so the history is one series"
                 )
+    now = None if options.pbt is None else options.pbt.to_dict()
+    if now != meta["runner"].get("pbt"):
+        raise ckpt.CheckpointError(
+            f"cannot resume {where}: it was trained with pbt={meta['runner'].get('pbt')}, "
+            f"this call asks for pbt={now}; a population's PBT settings are part of its run"
+        )
     changed = ckpt.traced_changes(meta.get("config"), config)
     if changed:
         print(
@@ -130,11 +136,11 @@ def checkpoint_template(
     return template
 
 
-def read_checkpoint(opened: OpenedRun, config: Config) -> ckpt.Restored | None:
+def read_checkpoint(opened: OpenedRun, config: Config, pbt: Any = None) -> ckpt.Restored | None:
     """The resumed checkpoint's arrays (checksum verified), or None for a fresh run."""
     if opened.meta is None:
         return None
-    template = checkpoint_template(*abstract_run(config, opened.num_seeds), opened.meta)
+    template = checkpoint_template(*abstract_run(config, opened.num_seeds, pbt), opened.meta)
     return opened.reader.restore(template, opened.done)
 
 
@@ -187,6 +193,16 @@ class LoadedRun:
     path: Path
 
 
+def saved_pbt(meta: dict[str, Any]) -> Any:
+    """The PBT a checkpoint's run was trained with, or None."""
+    saved = meta.get("runner", {}).get("pbt")
+    if saved is None:
+        return None
+    from purejaxppo.core.population import PBT
+
+    return PBT.from_dict(saved)
+
+
 def load_run(path: str | Path, step: int | None = None) -> LoadedRun:
     """Read the latest (or `step`) checkpoint of a run directory written by `fit`.
 
@@ -202,7 +218,7 @@ def load_run(path: str | Path, step: int | None = None) -> LoadedRun:
         )
     config = Config.from_dict(meta["config"])
     num_seeds = meta["num_seeds"]
-    state, metrics = abstract_run(config, num_seeds)
+    state, metrics = abstract_run(config, num_seeds, saved_pbt(meta))
     restored = checkpointer.restore(checkpoint_template(state, metrics, meta), update)
     return LoadedRun(
         config=config,

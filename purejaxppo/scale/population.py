@@ -27,7 +27,7 @@ from purejaxppo.scale.mesh import auto_axes, check_axis, key_data_and_impl, run_
 class PopulationOutput(NamedTuple):
     """What `train_population` returns, every leaf with leading axis N (members)."""
 
-    state: TrainState  # each member's final state
+    state: TrainState  # each member's final state (`state.pbt`: its PBT state)
     metrics: dict[str, jax.Array]  # [N, num_updates]: METRIC_NAMES and PBT.metric_names
     config: Config  # batched [N]: each member's hyperparameters at the end
 
@@ -37,9 +37,9 @@ def population_train(
 ) -> PopulationOutput:
     """The pure program: init, then num_updates population updates. `configs` is a
     batch of n (this device's members with `axis_name`), `keys` [n]."""
-    pop = init_population(pbt, configs, keys, axis_name)
-    pop, metrics = run_population(pbt, pop, configs.num_updates, axis_name)
-    return PopulationOutput(pop.members, jax.tree.map(jnp.transpose, metrics), pop.hparams)
+    members = init_population(pbt, configs, keys, axis_name)
+    members, metrics = run_population(pbt, members, configs.num_updates, axis_name)
+    return PopulationOutput(members, jax.tree.map(jnp.transpose, metrics), members.pbt.hparams)
 
 
 @functools.cache
