@@ -14,6 +14,7 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
     [
         "quickstart.ipynb",
         "sweep.ipynb",
+        "pbt.ipynb",
         "brax_continuous.ipynb",
         "ablations.ipynb",
         "multi_device.ipynb",

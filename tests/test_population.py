@@ -1,7 +1,7 @@
 """core/population.py and scale/population.py: population-based training inside one
 compiled program: it finds the good learning rate, logs its lineage, is deterministic,
 and its pieces behave as documented. (Sharded members: tests_multidevice; through fit
-and the CLI: test_runner.py and test_cli.py.)"""
+in chunks, with a mid-run resume, and the CLI: test_runner.py and test_cli.py.)"""
 
 from __future__ import annotations
 
@@ -16,8 +16,6 @@ from purejaxppo import PBT, Config, Perturb, Resample
 from purejaxppo.core.population import (
     explore_value,
     fitness_of,
-    init_population,
-    run_population,
     select_parents,
 )
 from purejaxppo.envs.probes import ActionDependentReward
@@ -77,14 +75,17 @@ def test_lineage_and_hyperparameters_are_logged_per_update(population):
     steps = np.arange(1, updates + 1)
     due = (steps % 4 == 0) & (steps < updates)
     assert np.all(parent[:, ~due] == own)  # no PBT step: everyone is its own parent
+    total = 0
     for u in np.flatnonzero(due):
         copied = parent[:, u] != np.arange(n)
-        assert copied.sum() == 2  # fraction 0.25 of 8 replaced at every step
+        assert copied.sum() <= 2  # fraction 0.25 of 8: at most 2 replaced at each step
+        total += copied.sum()
         # A replaced member trains next with its parent's rate times 0.8 or 1.25.
         ratio = lr[copied, u + 1] / lr[parent[copied, u], u]
         assert np.all(np.isclose(ratio, 0.8) | np.isclose(ratio, 1.25)), ratio
         # Everyone else keeps its rate.
         np.testing.assert_array_equal(lr[~copied, u + 1], lr[~copied, u])
+    assert total >= 6  # the 6 bad starters were all replaced at some point
     np.testing.assert_allclose(np.asarray(out.config.lr), lr[:, -1], rtol=1e-6)
     assert np.asarray(out.config.gamma).shape == (8,)  # unexplored fields stay as given
 
@@ -92,24 +93,6 @@ def test_lineage_and_hyperparameters_are_logged_per_update(population):
 def test_a_population_is_deterministic_for_a_fixed_key(population):
     _, _, out, again, _, _ = population
     assert_trees_equal(out, again)
-
-
-def test_a_population_in_chunks_equals_one_shot(population):
-    """The population state holds everything PBT needs (its key, fitness windows,
-    hyperparameters): stopping after 10 updates (not a multiple of `every`) and going on
-    gives the same result."""
-    configs, keys, out, _, _, _ = population
-
-    @jax.jit
-    def chunked(c, k):
-        members = init_population(EXPLORE, c, k)
-        members, first = run_population(EXPLORE, members, 10)
-        members, rest = run_population(EXPLORE, members, 30)
-        return members, jax.tree.map(lambda a, b: jnp.concatenate([a, b]).T, first, rest)
-
-    members, metrics = chunked(jax.tree.map(jnp.asarray, configs), keys)
-    assert_trees_equal(members, out.state)
-    assert_trees_equal(metrics, out.metrics)
 
 
 # ---- the pieces, by hand -----------------------------------------------------------------
@@ -129,6 +112,8 @@ def test_parents_come_from_the_top_and_replace_the_bottom():
         keep = [0, 1, 3, 4, 6, 7]
         np.testing.assert_array_equal(parents[keep], keep)
         assert set(parents[[2, 5]]) <= {6, 1}
+    # A donor must be strictly fitter: among equals nobody copies.
+    np.testing.assert_array_equal(select_parents(jax.random.key(0), jnp.ones(8), 2), np.arange(8))
 
 
 def test_explore_perturbs_within_bounds_and_resamples_in_range():
@@ -148,7 +133,8 @@ def test_explore_perturbs_within_bounds_and_resamples_in_range():
         (dict(explore={"lr": Resample(-1.0, 1.0)}), r"bound -1.0 breaks the rule of Config.lr"),
         (dict(explore={"lr": Resample(0.0, 1.0, log=True)}), r"log=True\) needs low > 0"),
         (dict(explore={"lr": Perturb(factors=(0.0, 2.0))}), r"factors=\(0.0, 2.0\) must be"),
-        (dict(explore={"lr": "perturb"}), r"must be purejaxppo.Perturb"),
+        (dict(explore={"lr": 0.5}), r"must be purejaxppo.Perturb"),
+        (dict(explore={"lr": "jitter"}), r"PBT.explore\[.lr.\]=.jitter.: write perturb"),
         (dict(fraction=0.75), r"PBT.fraction=0.75: must be in \(0, 0.5\]"),
         (dict(every=0), r"PBT.every=0: must be a positive integer"),
         (dict(fitness="return"), r"PBT.fitness='return': must be one of the per-update"),

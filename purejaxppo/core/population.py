@@ -4,7 +4,8 @@ A population of N runs trains side by side (`vmap(update)` over members whose tr
 hyperparameters are a batched `Config` carried in the state). Every `PBT.every`
 updates, inside the same program, the members are ranked by a fitness (by default
 their mean episode return over the last updates); each of the worst `fraction`
-*exploits* a member drawn uniformly from the best `fraction` (it takes that member's
+*exploits* a member drawn uniformly from the best `fraction`, if that one is strictly
+fitter (it takes that member's
 parameters, optimizer state, normaliser and value statistics, KL coefficient and
 hyperparameters) and then *explores*: each hyperparameter named in `PBT.explore` is
 perturbed (multiplied by a factor drawn from a set, clipped to bounds) or resampled
@@ -305,11 +306,13 @@ def fitness_of(recent: jax.Array) -> jax.Array:
 
 def select_parents(key: jax.Array, fitness: jax.Array, replaced: int) -> jax.Array:
     """[N] int32: member i's parent, i itself unless it is among the `replaced` worst
-    (ties broken by index), in which case one of the `replaced` best, drawn uniformly."""
+    (ties broken by index), in which case one of the `replaced` best, drawn uniformly,
+    provided that one is strictly fitter (a population of equals copies nothing)."""
     n = fitness.shape[0]
     order = jnp.argsort(fitness, stable=True)
     bottom, top = order[:replaced], order[n - replaced :]
     donors = top[jax.random.randint(key, (replaced,), 0, replaced)]
+    donors = jnp.where(fitness[donors] > fitness[bottom], donors, bottom)
     return jnp.arange(n, dtype=jnp.int32).at[bottom].set(donors.astype(jnp.int32))
 
 
