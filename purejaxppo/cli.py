@@ -1,4 +1,4 @@
-"""Command line: `purejaxppo train | eval | render | bench`.
+"""Command line: `purejaxppo train | eval | render | bench | presets`.
 
 The Config flags of `train` and `bench` are built from the fields of `Config` (with
 their docstrings as help), so the CLI never drifts from the library; their defaults
@@ -398,6 +398,36 @@ class RenderArgs:
     """Stop after this many steps (default: the episode's end)."""
     step: _Int | None = None
     """Checkpoint (update count) to render instead of the latest."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PresetsArgs:
+    """List the presets with their sources, published and last measured returns; with a
+    NAME, print that preset as a YAML file of Config fields (usable with --config)."""
+
+    name: tyro.conf.Positional[str | None] = None
+    """A preset (e.g. Acrobot-v1); none lists them all."""
+
+
+def run_presets(args: PresetsArgs) -> int:
+    import yaml
+
+    from purejaxppo.presets import PRESETS, measured_returns
+
+    if args.name is not None:
+        config = Config.preset(args.name)  # a ValueError naming close matches if unknown
+        print(f"# Config.preset({args.name!r}): {PRESETS[args.name].source}")
+        print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
+        return 0
+    measured = measured_returns()
+    for name, preset in PRESETS.items():
+        print(name)
+        print(f"  source:    {preset.source}")
+        if preset.published:
+            print(f"  published: {preset.published}")
+        if name in measured:
+            print(f"  measured:  {measured[name]}")
+    return 0
 
 
 # ---- building the Config from flags ---------------------------------------------------
@@ -838,6 +868,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "eval": EvalArgs,
                 "render": RenderArgs,
                 "bench": make_bench_args(base),
+                "presets": PresetsArgs,
             },
             prog="purejaxppo",
             description="purejaxppo: end-to-end compiled PPO in JAX.",
@@ -848,6 +879,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return run_eval(args) if isinstance(args, EvalArgs) else run_render(args)
         if type(args).__name__ == "bench":
             return run_bench(args, base)
+        if isinstance(args, PresetsArgs):
+            try:
+                return run_presets(args)
+            except ValueError as e:  # an unknown preset: one line naming close ones
+                return _error(e)
         return run_train(args, base)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -16,12 +16,23 @@ values, and shuffles whole segments; we compute GAE once over the rollout.
 
 from __future__ import annotations
 
+import json
+from importlib import resources
 from typing import Any, NamedTuple
 
 
 class Preset(NamedTuple):
     fields: dict[str, Any]
     source: str
+    # What the source publishes for these settings: its return, and where and how it
+    # was measured (budget, evaluation). None where the source publishes none.
+    published_return: float | None = None
+    published: str = ""
+
+
+# gymnax's README lists the return of each gymnax-blines PPO checkpoint (trained with
+# the agents/<env>/ppo.yaml settings and budget, evaluated on 164 test rollouts).
+_GYMNAX_TABLE = "gymnax README table of the gymnax-blines PPO checkpoints (R: {})"
 
 
 _GYMNAX_BLINES = "gymnax-blines agents/{}/ppo.yaml (RobertTLange/gymnax-blines)"
@@ -169,6 +180,8 @@ PRESETS: dict[str, Preset] = {
     "CartPole-v1": Preset(
         {},  # the defaults are these settings
         "PureJaxRL purejaxrl/ppo.py (= CleanRL ppo.py CartPole settings)",
+        490.0,
+        "CleanRL ppo.py CartPole-v1, 500k steps: 490 +- 6 (mean episodic return at the end)",
     ),
     "Acrobot-v1": Preset(
         {
@@ -183,6 +196,8 @@ PRESETS: dict[str, Preset] = {
             "max_grad_norm": 1.0,
         },
         _GYMNAX_BLINES.format("Acrobot-v1"),
+        -80.0,
+        _GYMNAX_TABLE.format(-80),
     ),
     "MountainCar-v0": Preset(
         {
@@ -204,6 +219,8 @@ PRESETS: dict[str, Preset] = {
             "max_grad_norm": 1.0,
         },
         _GYMNAX_BLINES.format("MountainCar-v0"),
+        -118.0,
+        _GYMNAX_TABLE.format(-118),
     ),
     "MountainCarContinuous-v0": Preset(
         {
@@ -219,6 +236,8 @@ PRESETS: dict[str, Preset] = {
             "log_std_init": -0.37,  # the source's initial std softplus(0) + 0.001
         },
         _GYMNAX_BLINES.format("MountainCarContinuous-v0"),
+        92.0,
+        _GYMNAX_TABLE.format(92),
     ),
     "Pendulum-v1": Preset(
         {
@@ -270,3 +289,16 @@ PRESETS: dict[str, Preset] = {
     # ---- MuJoCo Playground, DM Control Suite -------------------------------------------
     **{f"playground/{name}": _playground(name) for name in _PLAYGROUND_DMC},
 }
+
+
+# The last measured results (benchmarks/presets.py writes this file; `purejaxppo
+# presets` shows it): {preset: one line of text}.
+MEASURED_FILE = "presets-measured.json"
+
+
+def measured_returns() -> dict[str, str]:
+    """{preset: what benchmarks/presets.py last measured, as one line}; {} if none."""
+    path = resources.files("purejaxppo").joinpath(MEASURED_FILE)
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text())

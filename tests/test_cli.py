@@ -358,3 +358,21 @@ def test_population_based_training_from_the_command_line(tmp_path, capsys):
     assert "--pbt-explore: population-based training needs --pbt-every N" in capsys.readouterr().err
     assert main(["train", *SMALL_FLAGS, "--pbt-every", "2", "--pbt-explore", "lr=jitter"]) == 2
     assert "PBT.explore['lr']='jitter': write perturb" in capsys.readouterr().err
+
+
+def test_presets_command_lists_sources_and_prints_a_yaml_config(tmp_path, capsys):
+    from purejaxppo.presets import PRESETS
+
+    assert main(["presets"]) == 0
+    listing = capsys.readouterr().out
+    for name, preset in PRESETS.items():
+        assert f"\n{name}\n" in f"\n{listing}" and preset.source in listing
+    assert "published: gymnax README table of the gymnax-blines PPO checkpoints (R: -80)" in listing
+    # `presets NAME` is a --config file that gives back the preset, field for field.
+    for name in ("MountainCar-v0", "brax/hopper", "Breakout-MinAtar"):
+        assert main(["presets", name]) == 0
+        path = tmp_path / f"{name.replace('/', '-')}.yaml"
+        path.write_text(capsys.readouterr().out)
+        assert_same_config(parse(["--config", str(path)]), Config.preset(name))
+    assert main(["presets", "Acrobat"]) == 2
+    assert "did you mean 'Acrobot-v1'?" in capsys.readouterr().err

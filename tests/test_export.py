@@ -221,3 +221,26 @@ def test_saving_replaces_an_existing_policy(small_config, small_out, pendulum_ou
     with pytest.raises(ValueError, match=r"notes exists and is not a saved policy"):
         save_policy(other, small_config, small_out.state)
     assert (other / "keep.txt").read_text() == "mine"
+
+
+def test_predict_acts_like_stable_baselines3(pendulum_out, tmp_path):
+    """Policy.predict(obs, deterministic=True) -> (action, None) as numpy, whatever mode
+    the policy was loaded with; deterministic=False samples, from the policy's own key
+    (advanced per call) or the one given."""
+    path = save_policy(tmp_path / "pendulum", PENDULUM, pendulum_out.state)
+    policy = load_policy(path)  # loaded stochastic
+    obs = np.asarray(pendulum_out.state.obs)
+    mode = purejaxppo.make_policy(PENDULUM, pendulum_out.state, deterministic=True)
+    action, state = policy.predict(obs, deterministic=True)
+    assert isinstance(action, np.ndarray) and state is None
+    np.testing.assert_array_equal(action, mode(obs))
+    one, _ = policy.predict(obs[0])
+    np.testing.assert_array_equal(one, mode(obs[0]))
+    first, _ = policy.predict(obs, deterministic=False)
+    second, _ = policy.predict(obs, deterministic=False)
+    assert not np.array_equal(first, second)  # a fresh draw each call
+    key = jax.random.key(3)
+    sample = purejaxppo.make_policy(PENDULUM, pendulum_out.state, deterministic=False)
+    np.testing.assert_array_equal(
+        policy.predict(obs, deterministic=False, key=key)[0], sample(obs, key)
+    )

@@ -276,6 +276,13 @@ def test_recurrent_policy_acts_with_a_carry_and_exports(memory_runs, tmp_path):
     assert list(np.asarray(a)) == [0, 1]  # the cue recalled at the last step
     reset = loaded.reset(carry_b, jnp.array([True, False]))
     assert not np.any(np.asarray(jax.tree.leaves(reset)[0][0]))
+    # SB3's predict: the carry as `state` (None: the initial one), reset by episode_start.
+    carry_c, state = act.initial_carry((2,)), None
+    for t in range(4):
+        x = obs if t == 0 else jnp.zeros((2, 3)).at[:, 2].set(float(t == 3))
+        a, carry_c = act(x, carry_c)
+        b, state = loaded.predict(np.asarray(x), state, episode_start=np.array([t == 0] * 2))
+        np.testing.assert_array_equal(b, a)
     assert np.any(np.asarray(jax.tree.leaves(reset)[0][1]))
 
 

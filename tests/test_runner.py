@@ -474,6 +474,7 @@ def test_a_population_fits_in_chunks_logs_its_lineage_and_resumes_exactly(run_co
     assert_trees_equal(full.state, one_shot.state)
     for name, values in one_shot.metrics.items():
         np.testing.assert_array_equal(full.metrics[name], np.asarray(values), err_msg=name)
+    assert_trees_equal(full.population_config, one_shot.config)
     parents = np.asarray(full.metrics["pbt_parent"])
     assert (parents != np.arange(3)[:, None]).any()  # some member copied another
     rows = read_jsonl(out / "metrics.jsonl")
@@ -502,3 +503,32 @@ def test_a_population_needs_a_one_dimensional_layout(run_config):
         fit(run_config, 0, pbt=pbt, **QUIET)
     with pytest.raises(ValueError, match=r"FitOptions.pbt=3: must be a purejaxppo.PBT or None"):
         fit(run_config, 0, pbt=3, **QUIET)
+
+
+# ---- continuing a run to a larger budget ---------------------------------------------------
+
+
+def test_a_finished_run_continues_to_a_larger_budget(run_config, tmp_path, capsys):
+    """Like SB3's learn(reset_num_timesteps=False): with a constant learning rate the
+    continued run equals one trained for the larger budget from the start; a linear
+    schedule is stretched over the new length from the resumed update on."""
+    short = run_config.replace(total_timesteps=256, lr_schedule="constant")  # 4 updates
+    first = fit(short, 7, out=tmp_path / "run", **QUIET)
+    longer = fit(short.replace(total_timesteps=512), 0, resume=tmp_path / "run", **QUIET)
+    assert "resume: total_timesteps 256 -> 512: continuing from update 4 to 8" in (
+        capsys.readouterr().err
+    )
+    uninterrupted = jax.jit(purejaxppo.train)(short.replace(total_timesteps=512), jax.random.key(7))
+    assert_trees_equal(longer.state, uninterrupted.state)
+    np.testing.assert_array_equal(longer.metrics["lr"][:4], first.metrics["lr"])
+    rows = read_jsonl(tmp_path / "run" / "metrics.jsonl")
+    assert [r["update"] for r in rows] == list(range(1, 9))
+
+    linear = short.replace(lr_schedule="linear", lr=1e-3)
+    fit(linear, 7, out=tmp_path / "linear", **QUIET)
+    stretched = fit(linear.replace(total_timesteps=512), 0, resume=tmp_path / "linear", **QUIET)
+    # Updates 1-4 ran with 1e-3 * (1 - u / 4); from update 5 on, 1e-3 * (1 - u / 8).
+    expected = [1e-3 * (1 - u / 4) for u in range(4)] + [1e-3 * (1 - u / 8) for u in range(4, 8)]
+    np.testing.assert_allclose(stretched.metrics["lr"], expected, rtol=1e-6)
+    with pytest.raises(CheckpointError, match=r"total_timesteps=128 gives 2 updates, but the"):
+        fit(linear.replace(total_timesteps=128), 0, resume=tmp_path / "linear", **QUIET)

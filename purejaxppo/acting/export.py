@@ -71,6 +71,8 @@ class Policy:
             name="load_policy",
         )
         object.__setattr__(self, "_act", act)
+        object.__setattr__(self, "_other", {})  # predict's other mode, built on first use
+        object.__setattr__(self, "_sample_key", jax.random.key(0))
 
     def __call__(self, obs: Any, *args: Any, **kwargs: Any) -> Any:
         """(obs, key=None) -> action; recurrent: (obs, carry, key=None) -> (action, carry)."""
@@ -90,6 +92,48 @@ class Policy:
         """Recurrent policies: `carry` back at the initial state where `done`."""
         self._require_recurrent("reset")
         return self._act.reset(carry, done)
+
+    def predict(
+        self,
+        obs: Any,
+        state: Any = None,
+        episode_start: Any = None,
+        deterministic: bool = True,
+        key: jax.Array | None = None,
+    ) -> tuple[np.ndarray, Any]:
+        """Stable-Baselines3's `predict`: (action, state) as host arrays for one raw
+        observation or a batch. `deterministic` picks the mode or a sample whatever
+        the policy was loaded with; a sample without `key` draws from the policy's own
+        key, advanced at every such call. Recurrent policies take and return the
+        carry as `state` (None: the initial one), reset where `episode_start` is True;
+        feed-forward ones return state None."""
+        act = self._acting(deterministic)
+        if not deterministic and key is None:
+            next_key, key = jax.random.split(self._sample_key)
+            object.__setattr__(self, "_sample_key", next_key)
+        if not self.recurrent:
+            return np.asarray(act(obs, key)), None
+        if state is None:
+            state = act.initial_carry(self._batch_shape(obs))
+        if episode_start is not None:
+            state = act.reset(state, np.asarray(episode_start, bool))
+        action, state = act(obs, state, key)
+        return np.asarray(action), state
+
+    def _acting(self, deterministic: bool) -> Callable[..., Any]:
+        if deterministic == self.deterministic:
+            return self._act
+        if deterministic not in self._other:
+            self._other[deterministic] = policy_from_spec(
+                self.config, self.spec, self.params, self.obs_stats, deterministic, "load_policy"
+            )
+        return self._other[deterministic]
+
+    def _batch_shape(self, obs: Any) -> tuple[int, ...]:
+        """The leading shape of `obs` beyond one observation's."""
+        leaf = self.spec.leaves[0]
+        x = obs[leaf.key] if self.spec.dict_obs else obs
+        return tuple(np.shape(x)[: np.ndim(x) - len(leaf.shape)])
 
     def _require_recurrent(self, what: str) -> None:
         if not self.recurrent:

@@ -80,3 +80,9 @@ class FitResult:
     run_seconds: float  # chunk calls only (device time plus fetching metrics)
     steps_per_second: float  # all runs' env steps / run_seconds
     loop_seconds: float  # the whole loop after compiling: chunks, logs, evals, checkpoints
+
+    @property
+    def population_config(self):
+        """With `pbt`: the members' final hyperparameters as a batched Config (what
+        train_population returns as `config`); None for independent runs."""
+        return self.state.pbt.hparams if self.state.pbt else None

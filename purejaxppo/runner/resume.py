@@ -78,7 +78,12 @@ def open_run(config: Config, options: FitOptions) -> OpenedRun:
 def check_resumable(config: Config, options: FitOptions, meta: dict[str, Any], where: Path) -> int:
     """Raise unless the checkpoint `where` continues with this config and these
     options; returns the number of seeds (the checkpoint's unless given)."""
-    mismatch = ckpt.config_mismatch(meta["static"], config)
+    mismatch = [
+        m
+        for m in ckpt.config_mismatch(meta["static"], config)
+        if not m.startswith("total_timesteps ")
+    ]
+    check_budget(config, meta, where)
     if mismatch:
         raise ckpt.CheckpointError(
             f"cannot resume {where}: it was written by a config with different static "
@@ -112,6 +117,29 @@ def check_resumable(config: Config, options: FitOptions, meta: dict[str, Any], w
             file=sys.stderr,
         )
     return num_seeds
+
+
+def check_budget(config: Config, meta: dict[str, Any], where: Path) -> None:
+    """A resumed run may continue to another total_timesteps (SB3's
+    learn(reset_num_timesteps=False)), as long as it covers the updates already done.
+    Schedules that depend on the run's length (linear and cosine lr and entropy
+    coefficient, the linear clip range) follow the new length from the resumed update
+    on: they are stretched, not restarted."""
+    saved = int(meta["static"]["total_timesteps"])
+    if saved == config.total_timesteps:
+        return
+    done = meta["update"]
+    if config.num_updates < done:
+        raise ckpt.CheckpointError(
+            f"cannot resume {where}: Config.total_timesteps={config.total_timesteps} gives "
+            f"{config.num_updates} updates, but the checkpoint has already done {done}"
+        )
+    print(
+        f"resume: total_timesteps {saved} -> {config.total_timesteps}: continuing from "
+        f"update {done} to {config.num_updates}; length-dependent schedules follow the new "
+        "length from here on",
+        file=sys.stderr,
+    )
 
 
 def checkpoint_template(
