@@ -1,0 +1,149 @@
+"""Presets against the returns their sources publish.
+
+Each preset that fits this machine trains over several seeds in one vmapped call
+(classic control at the preset's own budget; MinAtar at a stated reduced budget) and
+each seed's final policy is evaluated deterministically on fresh envs. The table
+reports the interquartile mean (IQM) over seeds of the per-seed evaluation return,
+with a 95% percentile-bootstrap confidence interval over seeds, next to the source's
+published return, and flags a miss of more than 10% of the published value.
+
+    python benchmarks/presets.py                       # classic control, 4 seeds
+    python benchmarks/presets.py --names Breakout-MinAtar --timesteps 1e6
+
+Writes benchmarks/results/presets-cpu.json (every number) and
+purejaxppo/presets-measured.json (one line per preset, shown by `purejaxppo presets`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+from scipy import stats
+
+import purejaxppo
+from purejaxppo import Config
+from purejaxppo.presets import MEASURED_FILE, PRESETS
+
+ROOT = Path(__file__).resolve().parents[1]
+CLASSIC = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0", "MountainCarContinuous-v0", "Pendulum-v1")
+
+
+def iqm(x: np.ndarray) -> float:
+    """Interquartile mean: the mean of the middle 50% (scipy's 25% trimmed mean)."""
+    return float(stats.trim_mean(x, 0.25))
+
+
+def bootstrap_ci(x: np.ndarray, samples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of the IQM, resampling seeds."""
+    rng = np.random.default_rng(seed)
+    draws = rng.choice(x, size=(samples, len(x)), replace=True)
+    values = stats.trim_mean(draws, 0.25, axis=1)
+    return float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))
+
+
+def measure(name: str, seeds: int, episodes: int, timesteps: int | None) -> dict:
+    config = Config.preset(name)
+    if timesteps is not None:
+        config = config.replace(total_timesteps=timesteps)
+    keys = jax.random.split(jax.random.key(0), seeds)
+    start = time.perf_counter()
+    out = jax.block_until_ready(jax.jit(jax.vmap(purejaxppo.train, in_axes=(None, 0)))(config, keys))
+    seconds = time.perf_counter() - start
+    eval_keys = jax.random.split(jax.random.key(1), seeds)
+
+    def evaluate(state, key):
+        return purejaxppo.evaluate(config, state, key, num_episodes=episodes).returns
+
+    returns = np.asarray(jax.jit(jax.vmap(evaluate))(out.state, eval_keys))  # [seeds, episodes]
+    per_seed = returns.mean(axis=1)
+    low, high = bootstrap_ci(per_seed)
+    preset = PRESETS[name]
+    row = {
+        "preset": name,
+        "total_timesteps": config.num_updates * config.batch_size,
+        "preset_timesteps": Config.preset(name).total_timesteps,
+        "seeds": seeds,
+        "episodes_per_seed": episodes,
+        "per_seed": [round(float(r), 2) for r in per_seed],
+        "iqm": round(iqm(per_seed), 2),
+        "ci95": [round(low, 2), round(high, 2)],
+        "published_return": preset.published_return,
+        "published": preset.published,
+        "seconds_incl_compile": round(seconds, 1),
+    }
+    published = preset.published_return
+    if published is not None:
+        row["within_10_percent"] = bool(row["iqm"] >= published - 0.1 * abs(published))
+    return row
+
+
+def measured_line(row: dict) -> str:
+    budget = f"{row['total_timesteps']:,} steps"
+    if row["total_timesteps"] < row["preset_timesteps"]:
+        budget += f" (reduced from {row['preset_timesteps']:,})"
+    low, high = row["ci95"]
+    return (
+        f"IQM {row['iqm']:g} [95% CI {low:g}, {high:g}] over {row['seeds']} seeds, "
+        f"{row['episodes_per_seed']} deterministic episodes each, {budget} "
+        "(benchmarks/presets.py, 2-core CPU)"
+    )
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = [
+        "| preset | budget (steps) | published | measured IQM [95% CI] | per seed | within 10% |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        published = "—" if r["published_return"] is None else f"{r['published_return']:g}"
+        ok = {True: "yes", False: "**no**"}.get(r.get("within_10_percent"), "—")
+        per_seed = ", ".join(f"{x:g}" for x in r["per_seed"])
+        lines.append(
+            f"| {r['preset']} | {r['total_timesteps']:,} | {published} | {r['iqm']:g} "
+            f"[{r['ci95'][0]:g}, {r['ci95'][1]:g}] | {per_seed} | {ok} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--names", nargs="*", default=list(CLASSIC))
+    parser.add_argument("--seeds", type=int, default=4)
+    parser.add_argument("--episodes", type=int, default=32)
+    parser.add_argument("--timesteps", type=float, default=None, help="override the budget")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/presets-cpu.json")
+    args = parser.parse_args()
+    timesteps = None if args.timesteps is None else int(args.timesteps)
+    previous = json.loads(args.out.read_text())["rows"] if args.out.exists() else []
+    rows = {r["preset"]: r for r in previous}
+    for name in args.names:
+        row = measure(name, args.seeds, args.episodes, timesteps)
+        print(json.dumps(row), flush=True)
+        rows[name] = row
+    ordered = [rows[n] for n in PRESETS if n in rows]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        json.dumps(
+            {
+                "command": "python benchmarks/presets.py " + " ".join(args.names),
+                "machine": f"{platform.machine()}, {jax.device_count()} x {jax.devices()[0].device_kind}",
+                "jax": jax.__version__,
+                "rows": ordered,
+            },
+            indent=1,
+        )
+        + "\n"
+    )
+    measured = {r["preset"]: measured_line(r) for r in ordered}
+    (ROOT / "purejaxppo" / MEASURED_FILE).write_text(json.dumps(measured, indent=1) + "\n")
+    print(markdown(ordered))
+
+
+if __name__ == "__main__":
+    main()
