@@ -53,7 +53,9 @@ def measure(name: str, seeds: int, episodes: int, timesteps: int | None) -> dict
         config = config.replace(total_timesteps=timesteps)
     keys = jax.random.split(jax.random.key(0), seeds)
     start = time.perf_counter()
-    out = jax.block_until_ready(jax.jit(jax.vmap(purejaxppo.train, in_axes=(None, 0)))(config, keys))
+    out = jax.block_until_ready(
+        jax.jit(jax.vmap(purejaxppo.train, in_axes=(None, 0)))(config, keys)
+    )
     seconds = time.perf_counter() - start
     eval_keys = jax.random.split(jax.random.key(1), seeds)
 
@@ -67,7 +69,7 @@ def measure(name: str, seeds: int, episodes: int, timesteps: int | None) -> dict
     row = {
         "preset": name,
         "total_timesteps": config.num_updates * config.batch_size,
-        "preset_timesteps": Config.preset(name).total_timesteps,
+        "preset_timesteps": Config.preset(name).num_updates * config.batch_size,
         "seeds": seeds,
         "episodes_per_seed": episodes,
         "per_seed": [round(float(r), 2) for r in per_seed],
@@ -75,6 +77,7 @@ def measure(name: str, seeds: int, episodes: int, timesteps: int | None) -> dict
         "ci95": [round(low, 2), round(high, 2)],
         "published_return": preset.published_return,
         "published": preset.published,
+        "note": preset.note,
         "seconds_incl_compile": round(seconds, 1),
     }
     published = preset.published_return
@@ -127,12 +130,13 @@ def main() -> None:
         print(json.dumps(row), flush=True)
         rows[name] = row
     ordered = [rows[n] for n in PRESETS if n in rows]
+    device = jax.devices()[0].device_kind
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
         json.dumps(
             {
                 "command": "python benchmarks/presets.py " + " ".join(args.names),
-                "machine": f"{platform.machine()}, {jax.device_count()} x {jax.devices()[0].device_kind}",
+                "machine": f"{platform.machine()}, {jax.device_count()} x {device}",
                 "jax": jax.__version__,
                 "rows": ordered,
             },

@@ -417,6 +417,8 @@ def run_presets(args: PresetsArgs) -> int:
     if args.name is not None:
         config = Config.preset(args.name)  # a ValueError naming close matches if unknown
         print(f"# Config.preset({args.name!r}): {PRESETS[args.name].source}")
+        if PRESETS[args.name].note:
+            print(f"# note: {PRESETS[args.name].note}")
         print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
         return 0
     measured = measured_returns()
@@ -427,6 +429,8 @@ def run_presets(args: PresetsArgs) -> int:
             print(f"  published: {preset.published}")
         if name in measured:
             print(f"  measured:  {measured[name]}")
+        if preset.note:
+            print(f"  note:      {preset.note}")
     return 0
 
 

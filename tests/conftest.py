@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import gc
 import os
+import shutil
+import tempfile
 
 import jax
 import pytest
+from helpers import SMALL, CallCounter, Compiled
 
 import purejaxppo
 from purejaxppo import Config
@@ -17,7 +20,17 @@ from purejaxppo import Config
 # a test that exercises the cache passes its own directory.
 os.environ.setdefault("PUREJAXPPO_COMPILE_CACHE", "0")
 
-from helpers import SMALL, CallCounter, Compiled
+# The xdist workers share one JAX compilation cache for this test run: a fresh
+# temporary directory made by the controlling process, whose environment the workers
+# inherit. A program both workers build (a session fixture, a config two modules
+# train) is compiled once and loaded by the other; a loaded program is the one the
+# compiler produced, so bitwise comparisons are unchanged.
+_CACHE_VAR = "PUREJAXPPO_TEST_COMPILE_CACHE"
+_OWNS_CACHE = _CACHE_VAR not in os.environ
+if _OWNS_CACHE:
+    os.environ[_CACHE_VAR] = tempfile.mkdtemp(prefix="purejaxppo-test-cache-")
+jax.config.update("jax_compilation_cache_dir", os.environ[_CACHE_VAR])
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 
 
 def _map_count() -> int:
@@ -83,3 +96,9 @@ def train_sweep_jit() -> Compiled:
 def small_out(train_jit, small_config) -> purejaxppo.TrainOutput:
     """The reference run: small_config with jax.random.key(0)."""
     return jax.block_until_ready(train_jit.fn(small_config, jax.random.key(0)))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The process that made the run's shared compilation cache removes it."""
+    if _OWNS_CACHE:
+        shutil.rmtree(os.environ[_CACHE_VAR], ignore_errors=True)
