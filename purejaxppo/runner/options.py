@@ -14,8 +14,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from purejaxppo.core.population import PBT
-
 
 def check_count(name: str, value: Any, low: int, optional: bool = False) -> None:
     """Raise unless `value` is an integer >= low (or None when optional)."""
@@ -109,7 +107,7 @@ class FitOptions:
     every process runs every chunk, process 0 writes the files)."""
     data_axis: str = "dp"
     """The mesh axis the envs of a data-parallel run are split over."""
-    pbt: PBT | None = _saved(None)  # noqa: RUF009 (returns a dataclasses.field)
+    pbt: Any = _saved(None)  # noqa: RUF009 (a purejaxppo.PBT or None)
     """Population-based training over the runs (purejaxppo.PBT, or its to_dict() form):
     the runs of a sweep, or the seeds of one config, form the population (not both);
     member i starts from jax.random.split(key, runs)[i], as in train_population. None:
@@ -122,7 +120,7 @@ class FitOptions:
             )
         object.__setattr__(self, "callbacks", tuple(self.callbacks))  # a generator, once
         if isinstance(self.pbt, Mapping):  # the saved form (a resumed run's default)
-            object.__setattr__(self, "pbt", PBT.from_dict(self.pbt))
+            object.__setattr__(self, "pbt", _pbt_class().from_dict(self.pbt))
         self._check_counts()
         self._check_kinds()
         check_multiples(
@@ -178,7 +176,11 @@ class FitOptions:
                 "a bool or a directory",
             ),
             ("data_axis", isinstance(self.data_axis, str), "a mesh axis name"),
-            ("pbt", self.pbt is None or isinstance(self.pbt, PBT), "a purejaxppo.PBT or None"),
+            (
+                "pbt",
+                self.pbt is None or isinstance(self.pbt, _pbt_class()),
+                "a purejaxppo.PBT or None",
+            ),
             (
                 "callbacks",
                 all(callable(cb) for cb in self.callbacks),
@@ -219,6 +221,14 @@ class FitOptions:
         values = {name: getattr(self, name) for name in saved_option_names()}
         pbt = None if self.pbt is None else self.pbt.to_dict()
         return values | {"num_seeds": num_seeds, "pbt": pbt}
+
+
+def _pbt_class() -> type:
+    # Imported on use: the core (and gymnax, which starts JAX's backend) must not load
+    # before the CLI's jax.distributed.initialize.
+    from purejaxppo.core.population import PBT
+
+    return PBT
 
 
 def saved_option_names() -> tuple[str, ...]:
