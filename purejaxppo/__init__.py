@@ -51,6 +51,10 @@ _EXPORTS = {
     "Policy": "purejaxppo.acting.export",
     "load_policy": "purejaxppo.acting.export",
     "save_policy": "purejaxppo.acting.export",
+    "export_onnx": "purejaxppo.acting.deploy",
+    "export_stablehlo": "purejaxppo.acting.deploy",
+    "load_stablehlo": "purejaxppo.acting.deploy",
+    "render_episode": "purejaxppo.acting.render",
     "train_many": "purejaxppo.scale.mesh",
     "train_sharded": "purejaxppo.scale.mesh",
     "PBT": "purejaxppo.core.population",
@@ -101,10 +105,14 @@ __all__ = [
     "enable_compile_cache",
     "evaluate",
     "explained_variance",
+    "export_onnx",
+    "export_stablehlo",
     "fit",
     "init",
     "load_policy",
+    "load_stablehlo",
     "make_policy",
+    "render_episode",
     "run_updates",
     "save_policy",
     "train",
@@ -115,8 +123,10 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
+    from purejaxppo.acting.deploy import export_onnx, export_stablehlo, load_stablehlo
     from purejaxppo.acting.export import Policy, load_policy, save_policy
     from purejaxppo.acting.policy import EvalResult, evaluate, make_policy
+    from purejaxppo.acting.render import render_episode
     from purejaxppo.config import Config
     from purejaxppo.core.advantages import compute_gae, explained_variance
     from purejaxppo.core.normalize import RunningStats

@@ -1,4 +1,4 @@
-"""Command line: `purejaxppo train | eval | render | bench | presets`.
+"""Command line: `purejaxppo train | eval | render | export | bench | presets`.
 
 The Config flags of `train` and `bench` are built from the fields of `Config` (with
 their docstrings as help), so the CLI never drifts from the library; their defaults
@@ -19,7 +19,7 @@ import time
 import typing
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import jax
 import numpy as np
@@ -382,12 +382,14 @@ class EvalArgs:
 
 @dataclasses.dataclass(frozen=True)
 class RenderArgs:
-    """Render one episode of a saved policy: a GIF for gymnax envs, HTML for Brax."""
+    """Render one episode of a saved policy or a checkpoint: a GIF for gymnax envs; an
+    MP4 (or GIF, or for Brax the viewer's HTML page) for Brax and Playground envs."""
 
     path: tyro.conf.Positional[Path]
     """A policy directory (save_policy), a run directory or its checkpoints/ folder."""
     out: Path | None = None
-    """Output file (default: episode.gif, or episode.html for Brax, next to the input)."""
+    """Output file: .gif, .mp4 or .html (default: episode.gif for gymnax, episode.mp4 for
+    Brax and Playground, next to the input)."""
     run: _Int = 0
     """Which run of a multi-seed or sweep checkpoint to render."""
     seed: _Int = 0
@@ -398,6 +400,25 @@ class RenderArgs:
     """Stop after this many steps (default: the episode's end)."""
     step: _Int | None = None
     """Checkpoint (update count) to render instead of the latest."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportArgs:
+    """Export a saved policy (or one run of a checkpoint) as a file that acts without
+    purejaxppo: ONNX (jax2onnx; run it with onnxruntime) or a jax.export StableHLO
+    artifact; the deterministic policy with its observation normaliser baked in."""
+
+    path: tyro.conf.Positional[Path]
+    """A policy directory (save_policy), a run directory or its checkpoints/ folder."""
+    format: Literal["onnx", "stablehlo", "mlir"] = "onnx"
+    """onnx; stablehlo (jax.export's serialised bytes, for jax.export.deserialize); or
+    mlir (the StableHLO module as text)."""
+    out: Path | None = None
+    """Output file (default: policy.onnx, policy.jax or policy.mlir in PATH)."""
+    run: _Int = 0
+    """Which run of a multi-seed or sweep checkpoint to export."""
+    step: _Int | None = None
+    """Checkpoint (update count) to export instead of the latest."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -711,16 +732,23 @@ def _load_for_acting(path: Path, step: int | None, run: int | None, deterministi
     if not path.exists():
         raise ValueError(f"{path}: no such policy or run directory")
     loaded = load_run(path, step)
-    configs = loaded.config.unstack()
-    n = len(configs) * loaded.num_seeds
     if run is None:
         return loaded.config, None, loaded
+    config, state = _one_run(loaded, run)
+    return config, make_policy(config, state, deterministic), None
+
+
+def _one_run(loaded: Any, run: int) -> tuple[Config, Any]:
+    """(config, state) of run `run` of a loaded checkpoint (runs are numbered config
+    by config, seed by seed)."""
+    configs = loaded.config.unstack()
+    n = len(configs) * loaded.num_seeds
     if not 0 <= run < n:
         raise ValueError(f"--run={run}: the checkpoint holds {n} runs (0..{n - 1})")
     c, s = divmod(run, loaded.num_seeds)
     index = ((c,) if loaded.config.batch_shape else ()) + ((s,) if loaded.num_seeds > 1 else ())
     state = jax.tree.map(lambda x: x[index], loaded.state) if index else loaded.state
-    return configs[c], make_policy(configs[c], state, deterministic), None
+    return configs[c], state
 
 
 def run_eval(args: EvalArgs) -> int:
@@ -773,7 +801,7 @@ def run_eval(args: EvalArgs) -> int:
 
 
 def run_render(args: RenderArgs) -> int:
-    """Write one episode as a GIF (gymnax), an HTML page (Brax) or an MP4 (Playground)."""
+    """Write one episode as a GIF (gymnax) or an MP4, GIF or HTML page (Brax, Playground)."""
     from purejaxppo.acting.render import default_suffix, render_episode
     from purejaxppo.io.checkpoints import CheckpointError
 
@@ -786,6 +814,40 @@ def run_render(args: RenderArgs) -> int:
     except (ValueError, TypeError, ImportError, FileNotFoundError, CheckpointError) as e:
         return _error(e)
     print(f"wrote {result.path}: return {float(result.episode_return):.2f}, length {result.length}")
+    return 0
+
+
+def run_export(args: ExportArgs) -> int:
+    """Write a policy (or one run of a checkpoint) as an ONNX or StableHLO file."""
+    from purejaxppo.acting.deploy import export_onnx, export_stablehlo
+    from purejaxppo.acting.export import Policy, load_policy
+    from purejaxppo.core.setup import make_setup
+    from purejaxppo.io.checkpoints import CheckpointError
+    from purejaxppo.runner.resume import load_run
+
+    suffix = {"onnx": ".onnx", "stablehlo": ".jax", "mlir": ".mlir"}[args.format]
+    try:
+        path = Path(args.path)
+        if (path / "policy.json").exists():
+            policy = load_policy(path, deterministic=True)
+        elif not path.exists():
+            raise ValueError(f"{path}: no such policy or run directory")
+        else:
+            config, state = _one_run(load_run(path, args.step), args.run)
+            spec = make_setup(config).spec
+            policy = Policy(config, spec, state.params, state.obs_stats, True)
+        out = args.out if args.out is not None else path / f"policy{suffix}"
+        if args.format == "onnx":
+            written = export_onnx(policy, out)
+        else:
+            if out.suffix.lower() == ".mlir" and args.format != "mlir":
+                raise ValueError(f"--out={out}: a .mlir file is --format mlir")
+            if args.format == "mlir" and out.suffix.lower() != ".mlir":
+                raise ValueError(f"--out={out}: --format mlir writes a .mlir file")
+            written = export_stablehlo(policy, out)
+    except (ValueError, TypeError, ImportError, FileNotFoundError, CheckpointError) as e:
+        return _error(e)
+    print(f"wrote {written} ({args.format}, deterministic policy of {policy.config.env})")
     return 0
 
 
@@ -871,6 +933,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "train": make_train_args(base, defaults),
                 "eval": EvalArgs,
                 "render": RenderArgs,
+                "export": ExportArgs,
                 "bench": make_bench_args(base),
                 "presets": PresetsArgs,
             },
@@ -883,6 +946,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return run_eval(args) if isinstance(args, EvalArgs) else run_render(args)
         if type(args).__name__ == "bench":
             return run_bench(args, base)
+        if isinstance(args, ExportArgs):
+            return run_export(args)
         if isinstance(args, PresetsArgs):
             try:
                 return run_presets(args)

@@ -76,12 +76,13 @@ def policy_rows(config: Config, spec: EnvSpec, deterministic: bool) -> Callable[
     return act_rows
 
 
-def row_keys(key: jax.Array | None, n: int, deterministic: bool, name: str) -> jax.Array:
-    """One key per row from the caller's `key` (unused by the mode when deterministic)."""
+def row_keys(key: jax.Array | None, n: int, deterministic: bool, name: str) -> jax.Array | None:
+    """One key per row from the caller's `key`; None when deterministic (the mode
+    draws nothing, and an exported policy then holds no random operation)."""
+    if deterministic:
+        return None
     if key is None:
-        if not deterministic:
-            raise ValueError(f"{name}(deterministic=False): the policy needs a key")
-        return jax.random.split(jax.random.key(0), n)
+        raise ValueError(f"{name}(deterministic=False): the policy needs a key")
     return jax.random.split(as_key(key), n)
 
 
