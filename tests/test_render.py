@@ -1,5 +1,7 @@
-"""render_episode: one episode drawn to an animated GIF (gymnax's Visualizer) or to
-Brax's HTML viewer; it ends at termination, the env's time limit or max_steps."""
+"""render_episode: one episode drawn to an animated GIF (gymnax's Visualizer), to an
+MP4 or GIF drawn offline by Brax's MuJoCo renderer, or to Brax's HTML viewer; it ends at
+termination, the env's time limit or max_steps. fit(video_every=N) writes one such video
+of the first run every N updates and at the end."""
 
 from __future__ import annotations
 
@@ -73,6 +75,53 @@ def test_brax_html(tmp_path):
     encoded = re.search(r'var system = "([^"]+)"', page).group(1)
     system = json.loads(zlib.decompress(base64.b64decode(encoded)))
     assert len(system["states"]["x"]) == result.num_frames
+
+
+def test_brax_video_offline(tmp_path):
+    pytest.importorskip("brax")
+    iio = pytest.importorskip("imageio.v3")
+    config = Config(env="brax/inverted_pendulum", num_envs=2)
+    act = _untrained(config, deterministic=True)
+    mp4 = render_episode(config, act, tmp_path / "pendulum.mp4", jax.random.key(1), max_steps=12)
+    assert 1 <= mp4.length <= 12
+    assert mp4.num_frames == mp4.length + 1  # the reset state, then each step's
+    frames = iio.imread(mp4.path, plugin="FFMPEG")
+    assert frames.shape == (mp4.num_frames, 240, 320, 3)
+    assert frames.std() > 10  # a drawn scene, not a blank frame
+    gif = render_episode(config, act, tmp_path / "pendulum.gif", jax.random.key(1), max_steps=4)
+    with Image.open(gif.path) as image:
+        assert image.n_frames == gif.num_frames == gif.length + 1
+    with pytest.raises(ValueError, match=r"must end in \.mp4 or \.gif or \.html"):
+        render_episode(config, act, tmp_path / "pendulum.avi", jax.random.key(1))
+
+
+def test_fit_writes_videos_every_n_updates(tmp_path):
+    # Catch is drawn without pygame and trains in a small program; the Brax video path
+    # is test_brax_video_offline's.
+    config = Config(
+        env="Catch-bsuite", num_envs=4, num_steps=8, num_minibatches=2, total_timesteps=4 * 8 * 4
+    )
+    result = purejaxppo.fit(
+        config, 0, out=tmp_path / "run", video_every=2, video_max_steps=6, num_seeds=2,
+        progress=False, plot=False,
+    )  # fmt: skip
+    videos = sorted((result.run_dir / "videos").iterdir())
+    assert [v.name for v in videos] == ["update_0000002.gif", "update_0000004.gif"]
+    for video in videos:
+        with Image.open(video) as gif:
+            assert gif.n_frames == 6  # Catch's episodes last 9 steps: cut at 6
+
+
+def test_video_options_fail_before_training(tmp_path):
+    with pytest.raises(ValueError, match=r"video_every=2: videos are written to the run"):
+        purejaxppo.fit(Config(), 0, video_every=2)
+    with pytest.raises(ValueError, match=r"video_every=3: must be a multiple of chunk_updates=2"):
+        purejaxppo.fit(Config(), 0, out=tmp_path / "a", video_every=3, chunk_updates=2)
+    with pytest.raises(ValueError, match=r"video_max_steps=0"):
+        purejaxppo.fit(Config(), 0, out=tmp_path / "b", video_every=2, video_max_steps=0)
+    with pytest.raises(ValueError, match=r"Config\.env='Reacher-misc'.*cannot be drawn"):
+        purejaxppo.fit(Config(env="Reacher-misc"), 0, out=tmp_path / "c", video_every=2)
+    assert not (tmp_path / "c").exists()  # refused before the run directory is made
 
 
 def test_render_errors(tmp_path):

@@ -2,19 +2,23 @@
 
     act = make_policy(config, out.state, deterministic=True)   # or load_policy(dir)
     render_episode(config, act, "cartpole.gif", jax.random.key(0))
-    render_episode(config, act, "hopper.html", jax.random.key(0))  # config.env="brax/hopper"
+    render_episode(config, act, "hopper.mp4", jax.random.key(0))  # config.env="brax/hopper"
 
 gymnax envs are drawn by gymnax's own `Visualizer` into an animated GIF (classic control
-needs pygame: `pip install "gymnasium[classic-control]"`); Brax envs become the HTML page
-of Brax's viewer (`brax.io.html.render`), which loads its JavaScript from a CDN when
-opened; MuJoCo Playground envs are drawn offline by their own MuJoCo renderer into an
-MP4 (through imageio's bundled ffmpeg) or an animated GIF, at the env's control rate.
+needs pygame: `pip install "gymnasium[classic-control]"`). Brax envs are drawn offline by
+Brax's own image renderer (`brax.io.image`, MuJoCo's renderer) and MuJoCo Playground
+envs by their own MuJoCo renderer, into an MP4 (through imageio's bundled ffmpeg) or an
+animated GIF at the env's control rate; a Brax episode can also become the HTML page of
+Brax's viewer (`.html`, `brax.io.html.render`), which loads its JavaScript from a CDN
+when opened. Headless Linux renders MuJoCo through EGL (`MUJOCO_GL=egl`, which
+`import purejaxppo` sets unless the user chose a backend).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -57,12 +61,12 @@ GYMNAX_DRAWABLE = (
 class RenderResult(NamedTuple):
     """What `render_episode` ran and wrote."""
 
-    path: Path  # the GIF or HTML file written
+    path: Path  # the GIF, MP4 or HTML file written
     episode_return: float  # undiscounted env reward of the episode (unscaled)
     length: int  # agent steps taken
     terminated: bool  # ended in a terminal state (False: time limit or max_steps)
     num_frames: int  # states drawn: gymnax GIF, the state after each step (length);
-    # Brax HTML and Playground video, the reset state and each step's (length + 1)
+    # Brax and Playground, the reset state and each step's (length + 1)
 
 
 class Episode(NamedTuple):
@@ -87,8 +91,8 @@ def render_episode(
     The env is built with the config's options (env_params, episode_length,
     action_repeat, brax_backend) and reset from `key`; the episode ends at termination,
     at the env's time limit, or after `max_steps` steps. gymnax envs are written as an
-    animated GIF (`path` must end in .gif), Brax envs as an HTML page (.html), MuJoCo
-    Playground envs as a video (.mp4 or .gif).
+    animated GIF (`path` must end in .gif); Brax and MuJoCo Playground envs as a video
+    (.mp4 or .gif) drawn offline, and Brax envs also as Brax's viewer page (.html).
     """
     if not isinstance(config, Config):
         raise TypeError(f"render_episode: config must be a purejaxppo.Config, got {type(config)}")
@@ -102,10 +106,10 @@ def render_episode(
     kind = _check_path(env, config, path)
     episode = run_episode(env, env_params, act, key, max_steps)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if kind == "playground":
-        num_frames = write_video(env.render_frames(episode.states), path, env.fps)
-    elif kind == "brax":
+    if kind == "brax" and path.suffix.lower() == ".html":
         num_frames = _write_brax_html(env, episode, path)
+    elif kind in ("brax", "playground"):
+        num_frames = write_video(env.render_frames(episode.states), path, env.fps)
     else:
         num_frames = _write_gymnax_gif(env, env_params, episode, path)
     return RenderResult(
@@ -176,10 +180,10 @@ def run_episode(
 
 
 # What each kind of env renders to; the first suffix is the default.
-SUFFIXES = {"playground": (".mp4", ".gif"), "brax": (".html",), "gymnax": (".gif",)}
+SUFFIXES = {"playground": (".mp4", ".gif"), "brax": (".mp4", ".gif", ".html"), "gymnax": (".gif",)}
 _RENDERS_TO = {
     "playground": "a MuJoCo Playground env renders to a video",
-    "brax": "a Brax env renders to HTML",
+    "brax": "a Brax env renders to a video, or to Brax's HTML viewer",
     "gymnax": "a gymnax env renders to a GIF",
 }
 
@@ -213,23 +217,46 @@ def _check_path(env: Any, config: Config, path: Path) -> str:
 def write_video(frames: np.ndarray, path: Path, fps: float) -> int:
     """Write RGB frames [T, H, W, 3] uint8 as an MP4 (H.264 through imageio's ffmpeg) or
     an animated GIF, by `path`'s suffix; returns the frames written."""
-    if importlib.util.find_spec("imageio") is None:
-        raise ImportError(
-            "render_episode: writing a video needs imageio: pip install 'purejaxppo[playground]'"
-        )
+    require_video_writer(path.suffix.lower())
     import imageio.v3 as iio
 
     if path.suffix.lower() == ".gif":
         iio.imwrite(path, frames, extension=".gif", duration=1000.0 / fps, loop=0)
     else:
-        if importlib.util.find_spec("imageio_ffmpeg") is None:
-            raise ImportError(
-                "render_episode: an MP4 needs imageio-ffmpeg (or write a .gif): "
-                "pip install 'purejaxppo[playground]'"
+        # H.264 wants even sizes; macro_block_size=1 keeps the frames as drawn. ffmpeg
+        # runs in a subprocess (fork then exec at once), which JAX warns about anyway.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called")
+            iio.imwrite(
+                path, frames, plugin="FFMPEG", extension=".mp4", fps=fps, macro_block_size=1
             )
-        # H.264 wants even sizes; macro_block_size=1 keeps the frames as drawn.
-        iio.imwrite(path, frames, plugin="FFMPEG", extension=".mp4", fps=fps, macro_block_size=1)
     return len(frames)
+
+
+def require_video_writer(suffix: str) -> None:
+    """ImportError unless imageio (and, for an MP4, imageio-ffmpeg) is installed."""
+    if importlib.util.find_spec("imageio") is None:
+        raise ImportError(
+            "render_episode: writing a video needs imageio: pip install 'purejaxppo[playground]'"
+        )
+    if suffix == ".mp4" and importlib.util.find_spec("imageio_ffmpeg") is None:
+        raise ImportError(
+            "render_episode: an MP4 needs imageio-ffmpeg (or write a .gif): "
+            "pip install 'purejaxppo[playground]'"
+        )
+
+
+def video_suffix(config: Config) -> str:
+    """The file type of `fit`'s videos for `config.env` (.mp4 for Brax and Playground,
+    .gif for gymnax), after checking that the env can be drawn here: ValueError or
+    ImportError (naming what to install) otherwise, before anything trains."""
+    env, _ = resolve_config_env(config)
+    kind = render_kind(env)
+    if kind == "gymnax":
+        _check_drawable(env, config)
+        return ".gif"
+    require_video_writer(".mp4")
+    return ".mp4"
 
 
 def _check_drawable(env: Any, config: Config) -> None:
@@ -238,7 +265,7 @@ def _check_drawable(env: Any, config: Config) -> None:
         raise ValueError(
             f"render_episode: Config.env={config.env!r} (name {name!r}) cannot be drawn; "
             f"gymnax's Visualizer draws {', '.join(GYMNAX_DRAWABLE)}, and Brax envs "
-            "('brax/<name>') render to HTML"
+            "('brax/<name>') render to MP4, GIF or HTML"
         )
     if name in CLASSIC_CONTROL and importlib.util.find_spec("pygame") is None:
         raise ImportError(

@@ -12,12 +12,15 @@ draws a fresh random initial state for every new episode.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
 import warnings
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 from gymnax.environments import spaces
 from gymnax.environments.environment import Environment
@@ -99,6 +102,22 @@ class BraxEnv(Environment):
     def default_params(self) -> BraxParams:
         return BraxParams()
 
+    @property
+    def fps(self) -> float:
+        """Agent steps per second of simulated time (a video's frame rate)."""
+        return 1.0 / (float(self.brax_env.dt) * self.action_repeat)
+
+    def render_frames(self, states: list[Any], height: int = 240, width: int = 320, camera=None):
+        """RGB frames [T, H, W, 3] uint8 of our env states, drawn offline by Brax's own
+        image renderer (`brax.io.image.render_array`, MuJoCo's renderer on the system's
+        MuJoCo model); headless Linux needs MUJOCO_GL=egl or osmesa."""
+        from brax.io import image
+
+        pipeline_states = [s.inner.pipeline_state for s in states]
+        with gl_context_hint(self.name):
+            frames = image.render_array(self.brax_env.sys, pipeline_states, height, width, camera)
+        return np.stack([np.asarray(f, np.uint8) for f in frames])
+
     def reset_env(self, key: jax.Array, params: BraxParams):
         inner = self.brax_env.reset(raw_key(key))
         return inner.obs, BraxEnvState(inner=inner, time=jnp.zeros((), jnp.int32))
@@ -136,6 +155,21 @@ class BraxEnv(Environment):
                 {k: spaces.Box(-jnp.inf, jnp.inf, tuple(v), jnp.float32) for k, v in size.items()}
             )
         return spaces.Box(-jnp.inf, jnp.inf, (size,), jnp.float32)
+
+
+@contextlib.contextmanager
+def gl_context_hint(name: str):
+    """Turn MuJoCo's error for a missing OpenGL context into one that says what to set."""
+    try:
+        yield
+    except Exception as err:  # MuJoCo raises its own FatalError without a GL context
+        if "OpenGL" not in str(err) and "GL" not in type(err).__name__:
+            raise
+        raise RuntimeError(
+            f"rendering {name} needs an OpenGL context: set MUJOCO_GL=egl (or osmesa) "
+            f"before mujoco is first imported (MUJOCO_GL={os.environ.get('MUJOCO_GL')!r} "
+            f"now): {err}"
+        ) from err
 
 
 def wrap_brax_instance(env: Any, action_repeat: int = 1) -> BraxEnv:

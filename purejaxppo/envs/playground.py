@@ -31,7 +31,12 @@ from unittest import mock
 import jax
 import numpy as np
 
-from purejaxppo.envs.brax_adapter import DEFAULT_EPISODE_LENGTH, BraxEnv, BraxParams
+from purejaxppo.envs.brax_adapter import (
+    DEFAULT_EPISODE_LENGTH,
+    BraxEnv,
+    BraxParams,
+    gl_context_hint,
+)
 from purejaxppo.envs.registry import PLAYGROUND_PREFIX, check_playground_id
 
 
@@ -93,28 +98,15 @@ class PlaygroundEnv(BraxEnv):
         return max(1, length // self.action_repeat)
 
     @property
-    def fps(self) -> float:
-        """Agent steps per second of simulated time (a video's frame rate)."""
-        return 1.0 / (float(self.brax_env.dt) * self.action_repeat)
-
-    @property
     def default_params(self) -> BraxParams:
         return BraxParams(max_steps_in_episode=self.episode_length)
 
     def render_frames(self, states: list[Any], height: int = 240, width: int = 320, camera=None):
         """RGB frames [T, H, W, 3] uint8 of our env states, by the env's own renderer."""
         inner = [s.inner for s in states]
-        try:  # without Playground's progress bar
-            with mock.patch.dict(os.environ, {"TQDM_DISABLE": "1"}):
-                frames = self.brax_env.render(inner, height=height, width=width, camera=camera)
-        except Exception as err:  # MuJoCo raises its own FatalError without a GL context
-            if "OpenGL" not in str(err) and "GL" not in type(err).__name__:
-                raise
-            raise RuntimeError(
-                f"rendering {self.name} needs an OpenGL context: set MUJOCO_GL=egl (or "
-                "osmesa) before mujoco is first imported "
-                f"(MUJOCO_GL={os.environ.get('MUJOCO_GL')!r} now): {err}"
-            ) from err
+        # without Playground's progress bar
+        with mock.patch.dict(os.environ, {"TQDM_DISABLE": "1"}), gl_context_hint(self.name):
+            frames = self.brax_env.render(inner, height=height, width=width, camera=camera)
         return np.stack([np.asarray(f, np.uint8) for f in frames])
 
 

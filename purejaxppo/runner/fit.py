@@ -84,7 +84,14 @@ def fit(
         options.chunk_updates,
         options.checkpoint_every,
         options.eval_every,
+        options.video_every,
     )
+    if options.video_every:  # an env that cannot be drawn here fails before compiling
+        from purejaxppo.acting.render import video_suffix
+        from purejaxppo.io.cache import quiet_cache_loads
+
+        with quiet_cache_loads():  # resolving a Brax env runs (cached) programs
+            video_suffix(config.unstack()[0])
     # 1. Open or resume the run: the checkpoint is read and checked before any write.
     opened = open_run(config, options)
     # 2. Lay out seeds x sweep points; 3. the program for that layout (checked first).

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,6 +20,7 @@ import jax
 import numpy as np
 
 from purejaxppo.io import checkpoints as ckpt
+from purejaxppo.io.cache import quiet_cache_loads
 from purejaxppo.runner.layout import label_name
 from purejaxppo.runner.results import ChunkReport, InvalidMaskError, NonFiniteError
 from purejaxppo.runner.run import ChunkEvent, Run
@@ -142,6 +144,47 @@ class EvalHook(Hook):
             self.log.log_eval(run, done, result.returns, result.lengths)
 
 
+# Mixed into the evaluation key so that a video's episode is not an evaluation episode.
+VIDEO_KEY_SALT = 0x766964
+
+
+class VideoHook(Hook):
+    """One episode of the first run's deterministic policy drawn to
+    <run_dir>/videos/update_<N> every `every` updates and at the end. Every process
+    gathers the state (a collective when data-parallel); process 0 draws. A failed
+    drawing is a warning: it never stops the training."""
+
+    def __init__(self, every: int, max_steps: int | None, suffix: str, say: Callable[[str], None]):
+        self.every, self.max_steps, self.suffix, self.say = every, max_steps, suffix, say
+
+    def on_chunk(self, run: Run, event: ChunkEvent) -> None:
+        done = event.done
+        if done % self.every and done != run.num_updates:
+            return
+        with quiet_cache_loads():  # gathering and the episode run (cached) programs
+            host = run.program.host_state(run.state)
+            if run.run_dir is not None:
+                self._draw(run, host, done)
+
+    def _draw(self, run: Run, host: Any, done: int) -> None:
+        from purejaxppo.acting.policy import make_policy
+        from purejaxppo.acting.render import render_episode
+
+        label = run.layout.labels[0]
+        index = run.layout.index(label)
+        config = run.config.unstack()[label["config"]]
+        path = run.run_dir / "videos" / f"update_{done:07d}{self.suffix}"
+        try:
+            state = jax.tree.map(lambda x: x[index], host) if index else host
+            key = jax.random.fold_in(jax.random.fold_in(run.eval_root, done), VIDEO_KEY_SALT)
+            act = make_policy(config, state, deterministic=True)
+            result = render_episode(config, act, path, key, self.max_steps)
+        except Exception as e:  # a video is not worth the run
+            warnings.warn(f"video of update {done} not written: {e}", stacklevel=1)
+            return
+        self.say(f"video {result.path}: return {result.episode_return:.1f}, {result.length} steps")
+
+
 class CheckpointHook(Hook):
     """Checkpoints every `checkpoint_every` updates, or `checkpoint_seconds` apart, at
     the end, and when stopped early. Every process takes part (gathering a sharded
@@ -247,6 +290,12 @@ def make_hooks(run: Run, logger: Any) -> list[Hook]:
         hooks.append(EvalHook(options.eval_every, log))
     if run.out is not None:
         hooks.append(CheckpointHook(progress.say))
+    if options.video_every and run.out is not None:
+        from purejaxppo.acting.render import video_suffix
+
+        with quiet_cache_loads():
+            suffix = video_suffix(run.config.unstack()[0])
+        hooks.append(VideoHook(options.video_every, options.video_max_steps, suffix, progress.say))
     hooks += [progress, CallbackHook(options.callbacks)]
     return hooks
 

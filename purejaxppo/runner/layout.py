@@ -48,15 +48,21 @@ def plan_chunk_updates(
     chunk_updates: int | None = None,
     checkpoint_every: int | None = None,
     eval_every: int | None = None,
+    video_every: int | None = None,
 ) -> int:
-    """Updates per chunk. Checkpoints and evaluations happen at chunk ends, so their
-    intervals must be multiples of it; without an explicit `chunk_updates` it is the
-    gcd of the intervals given, else about num_updates / num_chunks."""
+    """Updates per chunk. Checkpoints, evaluations and videos happen at chunk ends, so
+    their intervals must be multiples of it; without an explicit `chunk_updates` it is
+    the gcd of the intervals given, else about num_updates / num_chunks."""
     check_count("chunk_updates", chunk_updates, low=1, optional=True)
-    check_count("checkpoint_every", checkpoint_every, low=0, optional=True)
-    check_count("eval_every", eval_every, low=0, optional=True)
-    check_multiples(chunk_updates, checkpoint_every=checkpoint_every, eval_every=eval_every)
-    intervals = [v for v in (checkpoint_every, eval_every) if v]
+    intervals = {
+        "checkpoint_every": checkpoint_every,
+        "eval_every": eval_every,
+        "video_every": video_every,
+    }
+    for name, value in intervals.items():
+        check_count(name, value, low=0, optional=True)
+    check_multiples(chunk_updates, **intervals)
+    intervals = [v for v in intervals.values() if v]
     if chunk_updates is None:
         if intervals:
             return min(math.gcd(*intervals), num_updates)

@@ -82,6 +82,13 @@ class FitOptions:
     """Episodes per evaluation, per run."""
     eval_deterministic: bool = _saved(True)
     """Evaluate with the mode of the policy (False: by sampling actions)."""
+    video_every: int | None = _saved(None)
+    """Every N updates (and at the end) draw one episode of the first run's
+    deterministic policy to <out>/videos/update_<N>: an MP4 for Brax and Playground
+    envs (rendered offline by their MuJoCo renderer), a GIF for gymnax envs; needs a
+    run directory. 0 or None: no videos."""
+    video_max_steps: int | None = _saved(None)
+    """Cut each video's episode after this many steps (None: the episode's end)."""
     tensorboard: bool = _saved(False)
     """Also log to TensorBoard (event files in <out>/tb)."""
     wandb: bool | Mapping[str, Any] = False
@@ -124,8 +131,16 @@ class FitOptions:
         self._check_counts()
         self._check_kinds()
         check_multiples(
-            self.chunk_updates, checkpoint_every=self.checkpoint_every, eval_every=self.eval_every
+            self.chunk_updates,
+            checkpoint_every=self.checkpoint_every,
+            eval_every=self.eval_every,
+            video_every=self.video_every,
         )
+        if self.video_every and self.out is None and self.resume is None:
+            raise ValueError(
+                f"FitOptions.video_every={self.video_every!r}: videos are written to the "
+                "run directory; give out=..."
+            )
         if (self.tensorboard or self.wandb) and self.out is None and self.resume is None:
             raise ValueError(
                 f"FitOptions.tensorboard={self.tensorboard!r}, wandb={self.wandb!r}: logging "
@@ -142,6 +157,8 @@ class FitOptions:
             ("resume_step", 0, True),
             ("eval_every", 0, True),
             ("eval_episodes", 1, False),
+            ("video_every", 0, True),
+            ("video_max_steps", 1, True),
         ):
             check_count(f"FitOptions.{name}", getattr(self, name), low, optional)
         seconds = self.checkpoint_seconds
