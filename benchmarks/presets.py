@@ -19,16 +19,22 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
-import jax
-import numpy as np
-from scipy import stats
+# Run as a script, this folder is sys.path[0], and benchmarks/brax.py would shadow the
+# brax package that the Brax presets import.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
-import purejaxppo
-from purejaxppo import Config
-from purejaxppo.presets import MEASURED_FILE, PRESETS
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+from scipy import stats  # noqa: E402
+
+import purejaxppo  # noqa: E402
+from purejaxppo import Config  # noqa: E402
+from purejaxppo.presets import MEASURED_FILE, PRESETS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSIC = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0", "MountainCarContinuous-v0", "Pendulum-v1")
@@ -45,6 +51,11 @@ def bootstrap_ci(x: np.ndarray, samples: int = 2000, seed: int = 0) -> tuple[flo
     draws = rng.choice(x, size=(samples, len(x)), replace=True)
     values = stats.trim_mean(draws, 0.25, axis=1)
     return float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))
+
+
+def _round(x: float) -> float:
+    """Two decimals, and 0 rather than -0."""
+    return round(float(x), 2) + 0.0
 
 
 def measure(name: str, seeds: int, episodes: int, timesteps: int | None) -> dict:
@@ -72,9 +83,9 @@ def measure(name: str, seeds: int, episodes: int, timesteps: int | None) -> dict
         "preset_timesteps": Config.preset(name).num_updates * config.batch_size,
         "seeds": seeds,
         "episodes_per_seed": episodes,
-        "per_seed": [round(float(r), 2) for r in per_seed],
-        "iqm": round(iqm(per_seed), 2),
-        "ci95": [round(low, 2), round(high, 2)],
+        "per_seed": [_round(r) for r in per_seed],
+        "iqm": _round(iqm(per_seed)),
+        "ci95": [_round(low), _round(high)],
         "published_return": preset.published_return,
         "published": preset.published,
         "note": preset.note,
@@ -127,6 +138,9 @@ def main() -> None:
     rows = {r["preset"]: r for r in previous}
     for name in args.names:
         row = measure(name, args.seeds, args.episodes, timesteps)
+        row["command"] = f"python benchmarks/presets.py --names {name} --seeds {args.seeds}" + (
+            "" if timesteps is None else f" --timesteps {timesteps}"
+        )
         print(json.dumps(row), flush=True)
         rows[name] = row
     ordered = [rows[n] for n in PRESETS if n in rows]
@@ -135,7 +149,7 @@ def main() -> None:
     args.out.write_text(
         json.dumps(
             {
-                "command": "python benchmarks/presets.py " + " ".join(args.names),
+                "command": "per row (rows come from several invocations)",
                 "machine": f"{platform.machine()}, {jax.device_count()} x {device}",
                 "jax": jax.__version__,
                 "rows": ordered,

@@ -285,6 +285,12 @@ class Config:
     "batch" once per update, or "off"."""
     clip_value_loss: bool = static(True, SWITCH)
     """Clip the value prediction to old_value +- vf_clip_eps (PPO2/CleanRL style)."""
+    bootstrap_truncation: bool = static(True, SWITCH)
+    """Bootstrap the value of the final observation where a time limit cuts an episode
+    (correct for a Markov state). False treats a time-limit end as a termination, as
+    the older baselines (gymnax-blines, PureJaxRL) do: the value then also encodes the
+    time left, which the observation does not show; some of their published results
+    depend on it (MountainCar)."""
     normalize_obs: bool = static(False, SWITCH)
     """Normalise observations by running mean/std (learner state; clipped to +-obs_clip)."""
     normalize_reward: bool = static(False, SWITCH)

@@ -166,3 +166,33 @@ def test_explained_variance_by_hand():
     pred = target - jnp.array([1.0, -1.0, 1.0, -1.0])
     np.testing.assert_allclose(explained_variance(pred, target), 0.2, rtol=1e-6)
     assert np.isnan(explained_variance(jnp.zeros(3), jnp.ones(3)))  # constant target
+
+
+def test_bootstrap_truncation_off_treats_time_limits_as_terminations():
+    """Config(bootstrap_truncation=False): the training batch's advantages are the
+    reference GAE with every truncation counted as a termination (no bootstrap from the
+    final observation), as the older baselines compute them; the default bootstraps."""
+    from purejaxppo import Config
+    from purejaxppo.core.train import training_batch
+    from purejaxppo.core.types import Transition
+
+    reward, value, next_value, terminated, truncated = random_rollout(5, shape=(16, 3))
+    traj = Transition(
+        obs=jnp.zeros((16, 3, 4)),
+        action=jnp.zeros((16, 3), jnp.int32),
+        log_prob=jnp.zeros((16, 3)),
+        value=jnp.asarray(value),
+        reward=jnp.asarray(reward),
+        terminated=jnp.asarray(terminated),
+        truncated=jnp.asarray(truncated),
+        next_value=jnp.asarray(next_value),
+    )
+    config = Config(advantage_norm="off", num_envs=3, num_steps=16)
+    for bootstrap, term in ((True, terminated), (False, terminated | truncated)):
+        batch = training_batch(config.replace(bootstrap_truncation=bootstrap), traj)
+        ref_adv, ref_ret = reference_gae(
+            reward, value, next_value, term, truncated, config.gamma, config.gae_lambda
+        )
+        np.testing.assert_allclose(np.asarray(batch.advantages), ref_adv.reshape(-1), atol=1e-5)
+        np.testing.assert_allclose(np.asarray(batch.returns), ref_ret.reshape(-1), atol=1e-5)
+    assert (truncated & ~terminated).any()  # the two cases differ on this draw

@@ -149,11 +149,14 @@ def training_batch(
 
     Recurrent (config.recurrent): the rows stay [T, B] sequences, with the episode ends
     and `carry`, the carry each env's sequence started from."""
+    terminated = traj.terminated
+    if not config.bootstrap_truncation:  # a time-limit end counts as a termination
+        terminated = terminated | traj.truncated
     advantages, returns = compute_gae(
         traj.reward,
         traj.value,
         traj.next_value,
-        traj.terminated,
+        terminated,
         traj.truncated,
         config.gamma,
         config.gae_lambda,
