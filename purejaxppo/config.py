@@ -285,6 +285,10 @@ class Config:
     "batch" once per update, or "off"."""
     clip_value_loss: bool = static(True, SWITCH)
     """Clip the value prediction to old_value +- vf_clip_eps (PPO2/CleanRL style)."""
+    state_dependent_std: bool = static(False, SWITCH)
+    """Continuous actions: the Gaussian's std from a second policy head on the actor's
+    features, std = softplus(head) + 0.001 (Brax's PPO and gymnax-blines), instead of
+    one learned log-std per action dimension that ignores the state (the default)."""
     bootstrap_truncation: bool = static(True, SWITCH)
     """Bootstrap the value of the final observation where a time limit cuts an episode
     (correct for a Markov state). False treats a time-limit end as a termination, as
@@ -354,7 +358,8 @@ class Config:
     adam_eps: float = traced(1e-5, POSITIVE)
     """Adam epsilon."""
     log_std_init: float = traced(0.0, FINITE)
-    """Initial log standard deviation of the Gaussian policy (continuous actions)."""
+    """Initial log standard deviation of the Gaussian policy (continuous actions); with
+    state_dependent_std, the std the head starts at near every state (>= log 0.001)."""
     obs_clip: float = traced(10.0, CLIP_BOUND)
     """Clip normalised observations to +-obs_clip (used when normalize_obs; inf: no clip)."""
     reward_clip: float = traced(10.0, CLIP_BOUND)

@@ -30,6 +30,7 @@ CASES = {
         env="Pendulum-v1", continuous_dist="tanh_gaussian", normalize_obs=True
     ),
     "pendulum-clipped": Config(env="Pendulum-v1", normalize_obs=True),
+    "pendulum-state-std": Config(env="Pendulum-v1", state_dependent_std=True),
     "minatar-cnn": Config(env="Breakout-MinAtar"),
     "masked-dict": Config(env="probe/MaskedActions"),
     "multidiscrete": Config(env="probe/MultiDiscreteTarget"),

@@ -334,3 +334,45 @@ def test_tanh_gaussian_entropy_against_quadrature(mean, std, atol):
     expected = u.entropy() + log_det
     ours = float(_tanh_dist([[mean]], [math.log(std)], low, high).entropy()[0])
     np.testing.assert_allclose(ours, expected, atol=atol)
+
+
+def test_state_dependent_std_head():
+    """Config(state_dependent_std=True): no state-independent log_std parameter; a
+    second head gives std = softplus(head) + 0.001, starting at exp(log_std_init) near
+    every state, and varying with the state once the head's weights move; its gradient
+    reaches the head; both Gaussian kinds build on it."""
+    import purejaxppo
+    from purejaxppo import Config
+    from purejaxppo.core.setup import make_setup
+    from purejaxppo.nn.networks import MIN_STD, init_params, make_network
+
+    for dist_kind in ("gaussian", "tanh_gaussian"):
+        config = Config(env="Pendulum-v1", continuous_dist=dist_kind)
+        config = config.replace(state_dependent_std=True, log_std_init=-0.5)
+        spec = make_setup(config).spec
+        network = make_network(config, spec)
+        params = init_params(network, config, spec, jax.random.key(0))
+        assert "log_std" not in params["params"] and "std_head" in params["params"]
+        obs = jax.random.normal(jax.random.key(1), (8, 3)) * 3.0
+        log_std = network.apply(params, obs, method="policy").log_std
+        assert log_std.shape == (8, 1)
+        np.testing.assert_allclose(log_std, -0.5, atol=0.02)  # a 0.01-gain head
+        moved = jax.tree.map(lambda x: x, params)
+        kernel = params["params"]["std_head"]["kernel"]
+        moved["params"]["std_head"]["kernel"] = jnp.ones_like(kernel)
+        log_std = np.asarray(network.apply(moved, obs, method="policy").log_std)
+        assert log_std.std() > 0.1  # now a function of the state
+        std = np.exp(log_std)
+        assert (std > MIN_STD).all()
+
+        def mean_log_std(p, network=network, obs=obs):
+            return network.apply(p, obs, method="policy").log_std.mean()
+
+        grad = jax.grad(mean_log_std)(params)["params"]["std_head"]["kernel"]
+        assert np.abs(np.asarray(grad)).sum() > 0
+    out = jax.jit(purejaxppo.train)(
+        Config(env="Pendulum-v1", state_dependent_std=True, num_envs=4, num_steps=16,
+               num_minibatches=2, total_timesteps=4 * 16 * 3),
+        jax.random.key(0),
+    )  # fmt: skip
+    assert np.isfinite(np.asarray(out.metrics["policy_loss"])).all()

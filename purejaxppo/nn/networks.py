@@ -35,6 +35,10 @@ from purejaxppo.nn.initializers import orthogonal
 
 __all__ = ["MLP", "ActorCritic", "init_params", "make_network", "orthogonal"]
 
+# The smallest std of a state-dependent Gaussian head: std = softplus(head) + MIN_STD
+# (Brax's NormalTanhDistribution and gymnax-blines' GaussianSeparateMLP use 0.001).
+MIN_STD = 0.001
+
 
 _ACTIVATIONS = {
     "tanh": jnp.tanh,
@@ -102,6 +106,7 @@ class ActorCritic(nn.Module):
     recurrent_size: int = 128
     matmul_precision: str = "float32"  # see Config.matmul_precision
     value_outputs: int = 1  # 1: a scalar critic head; n: n logits (categorical critic)
+    state_dependent_std: bool = False  # the Gaussian's std from a head on the features
 
     def setup(self):
         if self.shared_torso:
@@ -128,7 +133,11 @@ class ActorCritic(nn.Module):
         self.value_head = nn.Dense(
             self.value_outputs, kernel_init=orthogonal(value_gain), bias_init=nn.initializers.zeros
         )
-        if not self.discrete:
+        if not self.discrete and self.state_dependent_std:
+            self.std_head = nn.Dense(
+                self.action_dim, kernel_init=orthogonal(0.01), bias_init=nn.initializers.zeros
+            )
+        elif not self.discrete:
             self.log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
 
     def _features(self, encoder: ObsEncoder | None, obs) -> jax.Array:
@@ -158,11 +167,15 @@ class ActorCritic(nn.Module):
             if legal is not None:
                 out = mask_logits(out, legal)
             return Categorical(out) if self.action_nvec is None else MultiCategorical(out)
+        if self.state_dependent_std:  # Brax's and gymnax-blines' parametrisation
+            log_std = jnp.log(jax.nn.softplus(self.std_head(features)) + MIN_STD)
+        else:
+            log_std = self.log_std
         if self.continuous_dist == "tanh_gaussian":
             low = jnp.asarray(self.action_low, jnp.float32)
             high = jnp.asarray(self.action_high, jnp.float32)
-            return TanhGaussian(out, self.log_std, low, high)
-        return DiagGaussian(out, self.log_std)
+            return TanhGaussian(out, log_std, low, high)
+        return DiagGaussian(out, log_std)
 
     def _value(self, features: jax.Array) -> jax.Array:
         """The critic's head output: [...] for a scalar head, [..., value_outputs]
@@ -287,6 +300,7 @@ def make_network(config: Config, spec: EnvSpec) -> ActorCritic:
         recurrent_size=config.recurrent_size,
         matmul_precision=config.matmul_precision,
         value_outputs=config.value_bins if config.value_target == "hl_gauss" else 1,
+        state_dependent_std=config.state_dependent_std,
     )
 
 
@@ -304,7 +318,8 @@ def example_obs(spec: EnvSpec, batch: tuple[int, ...] = (1,)):
 
 
 def init_params(network: ActorCritic, config: Config, spec: EnvSpec, key: jax.Array):
-    """Initial parameters; the Gaussian log-std starts at config.log_std_init."""
+    """Initial parameters; the Gaussian log-std starts at config.log_std_init (with
+    state_dependent_std: the std head's bias gives that std, near every state)."""
     if network.recurrent is None:
         params = network.init(key, example_obs(spec))
     else:
@@ -313,6 +328,12 @@ def init_params(network: ActorCritic, config: Config, spec: EnvSpec, key: jax.Ar
         params = network.init(key, initial_carry(network, (1,)), example_obs(spec), method="step")
     if not spec.discrete:
         inner = dict(params["params"])
-        inner["log_std"] = jnp.full((spec.action_dim,), config.log_std_init, jnp.float32)
+        log_std = jnp.full((spec.action_dim,), config.log_std_init, jnp.float32)
+        if config.state_dependent_std:
+            # softplus(bias) + MIN_STD = exp(log_std_init): the inverse softplus.
+            std = jnp.maximum(jnp.exp(log_std) - MIN_STD, 1e-6)
+            inner["std_head"] = {**inner["std_head"], "bias": jnp.log(jnp.expm1(std))}
+        else:
+            inner["log_std"] = log_std
         params = {**params, "params": inner}
     return params
