@@ -38,6 +38,9 @@ CONTINUOUS_DISTS = ("gaussian", "tanh_gaussian")
 MATMUL_PRECISIONS = ("float32", "tensorfloat32", "default")
 VALUE_TARGETS = ("mse", "symlog", "hl_gauss")
 IMAGE_ENCODERS = ("cnn", "flatten")
+# The smallest std of a state-dependent Gaussian head: std = softplus(head) + MIN_STD
+# (Brax's NormalTanhDistribution and gymnax-blines' GaussianSeparateMLP use 0.001).
+MIN_STD = 0.001
 RECURRENT_CELLS = (None, "gru", "lstm")
 BRAX_BACKENDS = ("auto", "positional", "generalized", "spring", "mjx")
 
@@ -287,7 +290,7 @@ class Config:
     """Clip the value prediction to old_value +- vf_clip_eps (PPO2/CleanRL style)."""
     state_dependent_std: bool = static(False, SWITCH)
     """Continuous actions: the Gaussian's std from a second policy head on the actor's
-    features, std = softplus(head) + 0.001 (Brax's PPO and gymnax-blines), instead of
+    features, std = softplus(head) + MIN_STD (0.001, as Brax's PPO and gymnax-blines), instead of
     one learned log-std per action dimension that ignores the state (the default)."""
     bootstrap_truncation: bool = static(True, SWITCH)
     """Bootstrap the value of the final observation where a time limit cuts an episode
@@ -359,7 +362,7 @@ class Config:
     """Adam epsilon."""
     log_std_init: float = traced(0.0, FINITE)
     """Initial log standard deviation of the Gaussian policy (continuous actions); with
-    state_dependent_std, the std the head starts at near every state (>= log 0.001)."""
+    state_dependent_std, the std the head starts at near every state (> log MIN_STD)."""
     obs_clip: float = traced(10.0, CLIP_BOUND)
     """Clip normalised observations to +-obs_clip (used when normalize_obs; inf: no clip)."""
     reward_clip: float = traced(10.0, CLIP_BOUND)
@@ -811,6 +814,17 @@ def popart_needs_the_mse_critic(c: Config) -> None:
         )
 
 
+def state_dependent_std_starts_above_its_floor(c: Config) -> None:
+    if not c.state_dependent_std or not _host_values(c.log_std_init):
+        return
+    if np.any(np.asarray(c.log_std_init) <= math.log(MIN_STD)):
+        raise ValueError(
+            f"Config.log_std_init={_fmt(c.log_std_init)}: with state_dependent_std=True the "
+            f"std is softplus(head) + {MIN_STD}, so it must start above that floor "
+            f"(log_std_init > log {MIN_STD} = {math.log(MIN_STD):.3f})"
+        )
+
+
 def env_registered(c: Config) -> None:
     """The env id is in a registry (or the object has the env API); nothing is built.
     The checks that need the built env (its action space) run in core.setup."""
@@ -831,6 +845,7 @@ CROSS_FIELD_CHECKS: tuple[Callable[[Config], None], ...] = (
     adaptive_lr_has_no_warmup,
     value_bins_span_a_range,
     popart_needs_the_mse_critic,
+    state_dependent_std_starts_above_its_floor,
     env_registered,
 )
 

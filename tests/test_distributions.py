@@ -343,8 +343,9 @@ def test_state_dependent_std_head():
     reaches the head; both Gaussian kinds build on it."""
     import purejaxppo
     from purejaxppo import Config
+    from purejaxppo.config import MIN_STD
     from purejaxppo.core.setup import make_setup
-    from purejaxppo.nn.networks import MIN_STD, init_params, make_network
+    from purejaxppo.nn.networks import init_params, make_network
 
     for dist_kind in ("gaussian", "tanh_gaussian"):
         config = Config(env="Pendulum-v1", continuous_dist=dist_kind)
@@ -370,6 +371,9 @@ def test_state_dependent_std_head():
 
         grad = jax.grad(mean_log_std)(params)["params"]["std_head"]["kernel"]
         assert np.abs(np.asarray(grad)).sum() > 0
+    with pytest.raises(ValueError, match=r"Config\.log_std_init=-7: with state_dependent_std"):
+        Config(env="Pendulum-v1", state_dependent_std=True, log_std_init=-7.0)
+    Config(env="Pendulum-v1", log_std_init=-7.0)  # a state-independent std has no floor
     out = jax.jit(purejaxppo.train)(
         Config(env="Pendulum-v1", state_dependent_std=True, num_envs=4, num_steps=16,
                num_minibatches=2, total_timesteps=4 * 16 * 3),

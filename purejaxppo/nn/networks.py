@@ -19,7 +19,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from purejaxppo.config import Config
+from purejaxppo.config import MIN_STD, Config
 from purejaxppo.envs.spec import MASK_KEY, EnvSpec, ObsLeaf, input_keys
 from purejaxppo.nn.cells import make_cell
 from purejaxppo.nn.distributions import (
@@ -34,10 +34,6 @@ from purejaxppo.nn.encoders import ObsEncoder, make_encoder
 from purejaxppo.nn.initializers import orthogonal
 
 __all__ = ["MLP", "ActorCritic", "init_params", "make_network", "orthogonal"]
-
-# The smallest std of a state-dependent Gaussian head: std = softplus(head) + MIN_STD
-# (Brax's NormalTanhDistribution and gymnax-blines' GaussianSeparateMLP use 0.001).
-MIN_STD = 0.001
 
 
 _ACTIVATIONS = {
