@@ -741,14 +741,13 @@ def _load_for_acting(path: Path, step: int | None, run: int | None, deterministi
 def _one_run(loaded: Any, run: int) -> tuple[Config, Any]:
     """(config, state) of run `run` of a loaded checkpoint (runs are numbered config
     by config, seed by seed)."""
-    configs = loaded.config.unstack()
-    n = len(configs) * loaded.num_seeds
+    from purejaxppo.runner.layout import RunLayout
+
+    layout = RunLayout.of(loaded.config, loaded.num_seeds)
+    n = layout.num_runs
     if not 0 <= run < n:
         raise ValueError(f"--run={run}: the checkpoint holds {n} runs (0..{n - 1})")
-    c, s = divmod(run, loaded.num_seeds)
-    index = ((c,) if loaded.config.batch_shape else ()) + ((s,) if loaded.num_seeds > 1 else ())
-    state = jax.tree.map(lambda x: x[index], loaded.state) if index else loaded.state
-    return configs[c], state
+    return layout.one_run(loaded.config, loaded.state, layout.labels[run])
 
 
 def run_eval(args: EvalArgs) -> int:

@@ -218,13 +218,9 @@ def finish_files(
     if export_policy and ckpt.plain_config(config) is not None:
         from purejaxppo.acting.export import save_policy
 
-        configs = config.unstack()
         for label in layout.labels:
-            index = layout.index(label)
-            one = jax.tree.map(lambda x, index=index: x[index], state) if index else state
             many = run_dir / "policies" / label_name(label)
             save_policy(
                 run_dir / "policy" if len(layout.labels) == 1 else many,
-                configs[label["config"]],
-                one,
+                *layout.one_run(config, state, label),
             )

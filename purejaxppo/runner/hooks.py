@@ -1,6 +1,6 @@
 """What `fit` does between chunks, one hook per concern (in the style of
 Stable-Baselines3's callbacks): logging, the non-finite guard, evaluation,
-checkpoints, the progress bar and verbose lines, and the user's callbacks.
+checkpoints, videos, the progress bar and verbose lines, and the user's callbacks.
 
 Each hook sees the `Run` and the `ChunkEvent` of the chunk just trained, in the order
 of `make_hooks`; a hook annotates the event (its evaluation return, its checkpoint,
@@ -170,12 +170,9 @@ class VideoHook(Hook):
         from purejaxppo.acting.policy import make_policy
         from purejaxppo.acting.render import render_episode
 
-        label = run.layout.labels[0]
-        index = run.layout.index(label)
-        config = run.config.unstack()[label["config"]]
         path = run.run_dir / "videos" / f"update_{done:07d}{self.suffix}"
         try:
-            state = jax.tree.map(lambda x: x[index], host) if index else host
+            config, state = run.layout.one_run(run.config, host, run.layout.labels[0])
             key = jax.random.fold_in(jax.random.fold_in(run.eval_root, done), VIDEO_KEY_SALT)
             act = make_policy(config, state, deterministic=True)
             result = render_episode(config, act, path, key, self.max_steps)

@@ -173,3 +173,9 @@ class RunLayout:
     def index(self, label: dict[str, Any]) -> tuple[int, ...]:
         """The batch index of one run."""
         return ((label["config"],) if self.sweep else ()) + ((label["seed"],) if self.seeds else ())
+
+    def one_run(self, config: Config, state: Any, label: dict[str, Any]) -> tuple[Config, Any]:
+        """(config, state) of the run `label` out of the batched config and state."""
+        index = self.index(label)
+        one = jax.tree.map(lambda x: x[index], state) if index else state
+        return config.unstack()[label["config"]], one
