@@ -40,6 +40,7 @@ import jax.numpy as jnp
 
 from purejaxppo.acting.export import Policy, load_policy
 from purejaxppo.acting.policy import policy_keys
+from purejaxppo.io.tables import atomic_write
 
 DEFAULT_PLATFORMS = ("cpu", "cuda", "tpu")
 
@@ -152,7 +153,7 @@ def export_onnx(
     finally:
         serde_log.setLevel(level)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomically(path, model.SerializeToString())
+    atomic_write(path, model.SerializeToString())
     return path
 
 
@@ -186,7 +187,7 @@ def export_stablehlo(
     else:
         data = bytes(exported.serialize())
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomically(path, data)
+    atomic_write(path, data)
     return path
 
 
@@ -206,12 +207,3 @@ def load_stablehlo(path: str | os.PathLike) -> Callable[..., Any]:
         return out[0] if len(out) == 1 else out
 
     return act
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

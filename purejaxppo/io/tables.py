@@ -85,11 +85,12 @@ def _complete_text(path: Path) -> str:
     return text[: text.rfind("\n") + 1]
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Replace `path` by `text` (a temporary file, fsynced, then renamed)."""
+def atomic_write(path: Path, text: str | bytes) -> None:
+    """Replace `path` by `text` (str as UTF-8, or bytes), written to a temporary file,
+    fsynced, then renamed."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
+    with open(tmp, "wb") as f:  # bytes as given: no newline translation
+        f.write(text.encode("utf-8") if isinstance(text, str) else text)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
