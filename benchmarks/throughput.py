@@ -11,6 +11,7 @@ and reports each piece's share of an update and the network-bound fraction
     python benchmarks/throughput.py                      # 1 and 32 seeds
     python benchmarks/throughput.py --seeds 1 32 1024 --out benchmarks/results/throughput-gpu.json
     python benchmarks/throughput.py --reference      # also time reference_single_file.py
+    python benchmarks/throughput.py --op-profile     # also the op-by-op profile (op_profile.py)
 
 On a CPU the script exposes every core as a JAX device (JAX_NUM_CPU_DEVICES, unless
 already set) and, for seed counts > 1, also reports the same vmapped `train` split
@@ -39,9 +40,10 @@ from purejaxppo.core.rollout import collect_rollout, rollout_carry
 from purejaxppo.runner.bench import bench_train, format_row, machine_info, time_compiled, warm_up
 
 try:  # run as a script: benchmarks/ is on sys.path
+    import op_profile
     import reference_single_file
 except ImportError:  # imported as benchmarks.throughput
-    from benchmarks import reference_single_file
+    from benchmarks import op_profile, reference_single_file
 
 T = importlib.import_module("purejaxppo.core.train")
 update_mod = importlib.import_module("purejaxppo.core.learner")
@@ -154,6 +156,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "throughput-cpu.json")
     parser.add_argument("--no-breakdown", action="store_true")
     parser.add_argument(
+        "--op-profile",
+        action="store_true",
+        help="also profile one run per seed count op by op (benchmarks/op_profile.py)",
+    )
+    parser.add_argument(
         "--reference",
         action="store_true",
         help="also time benchmarks/reference_single_file.py (same workload) in this process",
@@ -204,6 +211,12 @@ def main() -> None:
             bd = with_shares(bench_breakdown(config, seeds), total_ms)
             report["breakdown"].append(bd)
             print(f"per update ({seeds} seeds):", json.dumps(bd), flush=True)
+    if args.op_profile:
+        # A shorter run of the same workload: the trace holds every op it executes.
+        short = config.replace(total_timesteps=min(config.total_timesteps, 100_000))
+        report["op_profile"] = [op_profile.op_profile(short, seeds) for seeds in args.seeds]
+        for p in report["op_profile"]:
+            print(op_profile.format_profile(p), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"saved {args.out}")
