@@ -146,6 +146,8 @@ def op_profile(config: purejaxppo.Config, num_seeds: int, top: int = 12) -> dict
                 per_op[event.name] += event.duration_ns
                 runs[event.name] += 1
     busy = sum(per_kind.values())
+    if not busy:  # another jaxlib may name its worker threads differently
+        return {"seeds": num_seeds, "skipped": "no XLA:CPU worker-thread ops in the trace"}
     updates = config.num_updates
     return {
         "seeds": num_seeds,
