@@ -27,6 +27,7 @@ import datetime
 import importlib
 import json
 import os
+import time
 from pathlib import Path
 
 os.environ.setdefault("JAX_NUM_CPU_DEVICES", str(os.cpu_count() or 1))
@@ -64,13 +65,17 @@ def bench_reference(total_timesteps: int, num_seeds: int) -> dict:
     }
 
 
-def bench_breakdown(config: purejaxppo.Config, num_seeds: int, updates: int = 200) -> dict:
-    """Milliseconds per update, vmapped over `num_seeds` seeds, for the pieces of an
-    update each run alone as a scan of `updates` updates: the rollout; the learning
-    epochs (shuffle + minibatch steps) on a fixed batch; the shuffle's minibatch
-    gathers alone; and the bare fwd+bwd of the actor-critic on one minibatch, as many
-    times as an update takes gradient steps (the network-bound limit: an update
-    cannot cost less than its fwd+bwds)."""
+def bench_breakdown(
+    config: purejaxppo.Config, num_seeds: int, updates: int = 200, repeats: int = 3
+) -> dict:
+    """Milliseconds per update, vmapped over `num_seeds` seeds, for the whole update
+    and the pieces of an update, each run alone as a scan of `updates` updates: the
+    rollout; the learning epochs (shuffle + minibatch steps) on a fixed batch; the
+    shuffle's minibatch gathers alone; and the bare fwd+bwd of the actor-critic on one
+    minibatch, as many times as an update takes gradient steps (the network-bound
+    limit: an update cannot cost less than its fwd+bwds). The programs run in turn,
+    `repeats` times, and each keeps its best time, so a slow spell of this shared
+    machine does not land on one piece only and the shares stay consistent."""
     n = min(updates, config.num_updates)
     keys = jax.random.split(jax.random.key(0), num_seeds)
     states = jax.vmap(T.init, in_axes=(None, 0))(config, keys)
@@ -125,23 +130,34 @@ def bench_breakdown(config: purejaxppo.Config, num_seeds: int, updates: int = 20
 
         return jax.lax.scan(body, s.params, None, length=n * steps_per_update)[0]
 
-    out = {"seeds": num_seeds, "updates_timed": n}
-    pieces = [
-        ("rollout", rollout_only),
-        ("learn", learn_only),
-        ("shuffle", shuffle_only),
-        ("fwd_bwd", fwd_bwd_only),
-    ]
-    for name, fn in pieces:
-        _, run_s, _ = time_compiled(jax.vmap(fn), states)
+    def update_only(s):
+        return jax.lax.scan(lambda st, _: T.update(config, st), s, None, length=n)[1]
+
+    pieces = {
+        "total": update_only,
+        "rollout": rollout_only,
+        "learn": learn_only,
+        "shuffle": shuffle_only,
+        "fwd_bwd": fwd_bwd_only,
+    }
+    compiled = {name: jax.jit(jax.vmap(fn)).lower(states).compile() for name, fn in pieces.items()}
+    best = dict.fromkeys(pieces, float("inf"))
+    for _ in range(repeats):
+        for name, program in compiled.items():
+            t0 = time.perf_counter()
+            jax.block_until_ready(program(states))
+            best[name] = min(best[name], time.perf_counter() - t0)
+    out = {"seeds": num_seeds, "updates_timed": n, "repeats": repeats}
+    for name, run_s in best.items():
         out[f"{name}_ms_per_update"] = round(1e3 * run_s / n, 4)
     return out
 
 
-def with_shares(bd: dict, total_ms: float) -> dict:
-    """The breakdown with the whole update's time and each piece's share of it: the
-    rest (GAE, normalisation, metrics) is what the rollout and learning leave."""
-    bd = dict(bd, total_ms_per_update=round(total_ms, 4))
+def with_shares(bd: dict) -> dict:
+    """The breakdown with each piece's share of the whole update (timed the same way):
+    the rest (GAE, normalisation, metrics) is what the rollout and learning leave."""
+    bd = dict(bd)
+    total_ms = bd["total_ms_per_update"]
     for name in ("rollout", "learn", "shuffle"):
         bd[f"{name}_share"] = round(bd[f"{name}_ms_per_update"] / total_ms, 3)
     bd["rest_share"] = round(1 - bd["rollout_share"] - bd["learn_share"], 3)
@@ -206,9 +222,7 @@ def main() -> None:
     if not args.no_breakdown:
         report["breakdown"] = []
         for seeds in args.seeds:
-            row = next(r for r in report["runs"] if r["seeds"] == seeds and r["devices"] == 1)
-            total_ms = 1e3 * row["run_s"] / config.num_updates
-            bd = with_shares(bench_breakdown(config, seeds), total_ms)
+            bd = with_shares(bench_breakdown(config, seeds))
             report["breakdown"].append(bd)
             print(f"per update ({seeds} seeds):", json.dumps(bd), flush=True)
     if args.op_profile:
