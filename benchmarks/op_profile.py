@@ -119,13 +119,15 @@ def op_profile(config: purejaxppo.Config, num_seeds: int, top: int = 12) -> dict
     if jax.default_backend() != "cpu":
         return {"seeds": num_seeds, "skipped": "the op profile reads XLA:CPU's threads"}
     keys = jax.random.split(jax.random.key(0), num_seeds)
-    compiled = jax.jit(per_seed_train, static_argnums=0).lower(config, keys).compile()
+    # The program throughput.py times: the config's traced fields are arguments, not
+    # constants XLA could fold.
+    compiled = jax.jit(per_seed_train).lower(config, keys).compile()
     kinds = classify_ops(compiled.as_text())
-    jax.block_until_ready(compiled(keys))  # first run: allocations, page faults
+    jax.block_until_ready(compiled(config, keys))  # first run: allocations, page faults
     with tempfile.TemporaryDirectory() as trace_dir:
         with jax.profiler.trace(trace_dir):
             t0 = time.perf_counter()
-            jax.block_until_ready(compiled(keys))
+            jax.block_until_ready(compiled(config, keys))
             wall = time.perf_counter() - t0
         trace = next(Path(trace_dir).rglob("*.xplane.pb"))
         data = jax.profiler.ProfileData.from_file(str(trace))
